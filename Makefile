@@ -1,0 +1,26 @@
+# sweep: every target installs what it needs first (make install), so a fresh clone needs nothing else.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STUDY  ?= studies/default.toml
+N_JOBS ?= 0
+STAMP  := $(VENV)/.installed
+
+.PHONY: help install test sweep report bench clean
+
+help:  ## list the targets
+	@awk -F ':.*## ' '/^[a-z]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install sweep with its dev extras
+
+test: $(STAMP)  ## run the test suite
+	$(PY) -m pytest
+
+clean:  ## remove the virtual environment and caches (results are kept)
+	rm -rf $(VENV) .pytest_cache build *.egg-info
