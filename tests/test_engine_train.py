@@ -187,3 +187,16 @@ def test_bad_shapes_and_config():
         import types
         d = types.SimpleNamespace(X_train=np.zeros((4, 2)), y_train=np.array([0, 1, 0, 1]))
         train(init_params(3, (2,), 1, "zeros", [0]), d, Arch(2, (2,), 1), TrainConfig(iterations=1), lr=0.1)
+
+
+def test_chunking_does_not_change_results(cancer):
+    arch = Arch.for_data(30, 2, (5,))
+    W0 = init_params(30, (5,), 1, "xavier_normal", range(7))
+    cfg = TrainConfig(iterations=30, batch_size=100)
+    one = train(W0, cancer, arch, cfg, lr=np.linspace(0.001, 0.05, 7), order_seeds=range(7), chunk=7)
+    three = train(W0, cancer, arch, cfg, lr=np.linspace(0.001, 0.05, 7), order_seeds=range(7), chunk=3)
+    for a, b in zip(one.params, three.params):
+        assert np.abs(a - b).max() <= 1e-12
+    for k in one.diagnostics:
+        np.testing.assert_allclose(one.diagnostics[k], three.diagnostics[k], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(one.curves["val_loss"], three.curves["val_loss"], rtol=0, atol=1e-12)

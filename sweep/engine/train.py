@@ -220,9 +220,15 @@ def _hidden_health(W, XT, act, normalize) -> tuple[np.ndarray, np.ndarray]:
     return sat.mean(axis=1), nan
 
 
+def auto_chunk(arch: Arch) -> int:
+    """Networks per vectorised pass: numpy batching pays while the stacked hidden layer stays a few
+    hundred units wide and loses once the arrays fall out of cache (measured, PERFORMANCE.md)."""
+    return max(2, min(64, 256 // max(arch.hidden)))
+
+
 def train(W0: Sequence[np.ndarray], data: SplitLike, arch: Arch, config: TrainConfig, *,
           lr: float | Sequence[float] | np.ndarray, order_seeds: Sequence[int] | None = None,
-          root: int = 0) -> TrainResult:
+          root: int = 0, chunk: int | None = None) -> TrainResult:
     """Train N networks from ``W0`` on ``data``; network ``i`` uses ``lr[i]`` and, with minibatches,
     a data order drawn from ``stream("order", order_seeds[i], root)`` (full batch ignores order).
 
@@ -233,7 +239,33 @@ def train(W0: Sequence[np.ndarray], data: SplitLike, arch: Arch, config: TrainCo
     units within 1e-2 of their bounds on >= 95% of training samples; NaN for relu) and ``dead_frac``
     (relu units never active; NaN otherwise); ``rel_weight_change`` = ||W - W0|| / ||W0|| (NaN when
     W0 = 0); ``grad_norm_first``, ``grad_norm_last`` (global, before clipping); ``steps``.
+
+    The N networks are trained ``chunk`` at a time (default ``auto_chunk(arch)``); every network's
+    result is the same whatever the chunk (each network only ever touches its own slices).
     """
+    N = W0[0].shape[0]
+    chunk = auto_chunk(arch) if chunk is None else int(chunk)
+    lr_all = np.broadcast_to(np.asarray(lr, dtype=float), (N,))
+    if N <= chunk:
+        return _train_batch(W0, data, arch, config, lr_all, order_seeds, root)
+    parts = []
+    for a in range(0, N, chunk):
+        b = min(a + chunk, N)
+        parts.append(_train_batch([w[a:b] for w in W0], data, arch, config, lr_all[a:b],
+                                  None if order_seeds is None else list(order_seeds)[a:b], root))
+    first = parts[0]
+    return TrainResult(
+        params=[np.concatenate([p.params[k] for p in parts]) for k in range(len(first.params))],
+        steps=first.steps,
+        curves={k: np.concatenate([p.curves[k] for p in parts], axis=1) for k in first.curves},
+        objective=np.concatenate([p.objective for p in parts], axis=1),
+        objective_steps=first.objective_steps,
+        diagnostics={k: np.concatenate([p.diagnostics[k] for p in parts]) for k in first.diagnostics},
+    )
+
+
+def _train_batch(W0, data, arch, config, lr, order_seeds, root) -> TrainResult:
+    """``train`` for one vectorised batch."""
     c, leg = config, config.legacy
     dtype = np.dtype(c.dtype)
     N = W0[0].shape[0]
