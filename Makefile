@@ -6,7 +6,7 @@ STUDY  ?= studies/default.toml
 N_JOBS ?= 0
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install test sweep report bench clean
+.PHONY: help install test sweep show clean
 
 help:  ## list the targets
 	@awk -F ':.*## ' '/^[a-z]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -21,6 +21,12 @@ install: $(STAMP)  ## create .venv and install sweep with its dev extras
 
 test: $(STAMP)  ## run the test suite
 	$(PY) -m pytest
+
+sweep: $(STAMP)  ## run (or resume) STUDY (default studies/default.toml) on N_JOBS cores (0 = all)
+	$(PY) -m sweep run $(STUDY) --n-jobs $(N_JOBS)
+
+show: $(STAMP)  ## progress and top configurations of STUDY's results
+	$(PY) -m sweep show results/$$(basename $(STUDY) .toml)
 
 clean:  ## remove the virtual environment and caches (results are kept)
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -76,7 +76,9 @@ class TrainConfig:
     logged at ``log_points`` log-spaced steps, or every ``log_every`` steps; step 0 (untrained) and
     the last step always. A run has stagnated from the first iteration after which its training
     objective stays within ``stagnation_tol`` (relative to its final value) up to the end, if that
-    stretch covers at least a tenth of the run.
+    stretch covers at least a tenth of the run. A run has diverged when its training objective or
+    weights become non-finite, or the objective exceeds ``divergence_factor`` times its untrained
+    value (a loss that blew up: with a stable loss, huge weights give a huge but finite loss).
     """
 
     optimizer: OptimConfig = field(default_factory=OptimConfig)
@@ -88,6 +90,7 @@ class TrainConfig:
     log_every: int | None = None
     log_points: int = 50
     stagnation_tol: float = 1e-6
+    divergence_factor: float | None = 100.0
     dtype: str = "float64"
     legacy: Legacy = field(default_factory=Legacy)
 
@@ -105,6 +108,8 @@ class TrainConfig:
             raise ValueError("l2 must be >= 0 and clip_norm > 0 (or None)")
         if self.dtype not in ("float64", "float32"):
             raise ValueError(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
+        if self.divergence_factor is not None and not self.divergence_factor > 1:
+            raise ValueError(f"divergence_factor must be > 1 (or None), got {self.divergence_factor!r}")
         if self.log_every is not None and self.log_every < 1:
             raise ValueError("log_every must be >= 1")
         leg = self.legacy
@@ -234,7 +239,7 @@ def train(W0: Sequence[np.ndarray], data: SplitLike, arch: Arch, config: TrainCo
 
     Diagnostics, each ``(N,)``: ``train_acc, val_acc, test_acc, train_loss, val_loss, test_loss``
     (final); ``init_train_acc, init_val_acc`` (untrained); ``stagnation_step`` (NaN = none);
-    ``diverged`` and ``diverged_step`` (non-finite objective; the network is frozen there);
+    ``diverged`` and ``diverged_step`` (see ``TrainConfig``; the network is frozen there);
     ``single_class`` (one predicted class on the training set); ``saturated_frac`` (sigmoid/tanh
     units within 1e-2 of their bounds on >= 95% of training samples; NaN for relu) and ``dead_frac``
     (relu units never active; NaN otherwise); ``rel_weight_change`` = ||W - W0|| / ||W0|| (NaN when
@@ -339,7 +344,11 @@ def _train_batch(W0, data, arch, config, lr, order_seeds, root) -> TrainResult:
                     objective[np.searchsorted(obj_steps, it + 1)] = epoch_sum / epoch_n
                     epoch_sum[:] = 0
                     epoch_n = 0
+            if it == 0 and c.divergence_factor is not None:
+                limit = c.divergence_factor * np.maximum(obj, 1e-3)
             bad = ~np.isfinite(obj) & ~frozen
+            if c.divergence_factor is not None:
+                bad |= (obj > limit) & ~frozen
             if bad.any():
                 diverged_step[bad] = it
                 frozen |= bad
@@ -372,6 +381,8 @@ def _train_batch(W0, data, arch, config, lr, order_seeds, root) -> TrainResult:
         elif done < T:
             objective[np.searchsorted(obj_steps, done):] = tr_obj
         newly = ~np.isfinite(tr_obj) & ~frozen
+        if c.divergence_factor is not None and T > 0:
+            newly |= (tr_obj > limit) & ~frozen
         diverged_step[newly] = done
         frozen |= newly
         for k, s in enumerate(steps):

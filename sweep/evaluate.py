@@ -1,0 +1,105 @@
+"""One trial: a configuration trained on the study's whole seed set (runs inside a joblib worker).
+
+Seeds travel as integers; every random stream is built here, in the worker. Networks that share a
+data split train in one batched engine call. Returns plain Python data (lists/floats), ready for
+the Optuna storage.
+"""
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from .data import Split, load_dataset, split_dataset
+from .engine import Arch, Legacy, OptimConfig, TrainConfig, init_params, train
+from .spec import DataSection, StudySpec
+
+CURVE_POINTS = 20  # logged steps kept per run in the storage (first and last always)
+
+
+@functools.lru_cache(maxsize=8)
+def _split(data: DataSection, seed_split: int, root: int, dtype: str) -> Split:
+    ds = load_dataset(data.dataset, n_samples=data.n_samples, noise=data.noise, balance=data.balance,
+                      seed=data.seed, root=root, target=data.target, features=data.features)
+    return split_dataset(ds, val_size=data.val_size, test_size=data.test_size, scale=data.scale,
+                         seed=seed_split, root=root, dtype=dtype)
+
+
+def engine_config(spec: StudySpec) -> TrainConfig:
+    """The engine's ``TrainConfig`` for an (effective) spec."""
+    t, leg = spec.train, spec.model.legacy
+    legacy = Legacy(**{k: getattr(leg, k) for k in Legacy.SWITCHES}, clip_threshold=leg.clip_threshold)
+    opt = OptimConfig(t.optimizer, beta1=t.beta1, beta2=t.beta2, eps=t.eps, momentum=t.momentum,
+                      nesterov=t.nesterov, rho=t.rho, weight_decay=t.weight_decay,
+                      compounding_bias_correction=leg.compounding_bias_correction,
+                      update_times_grad=leg.update_times_grad)
+    return TrainConfig(opt, iterations=t.iterations, epochs=t.epochs, batch_size=t.batch_size, l2=t.l2,
+                       clip_norm=t.clip_norm, log_every=t.log_every, log_points=t.log_points,
+                       stagnation_tol=t.stagnation_tol, divergence_factor=t.divergence_factor,
+                       dtype=t.dtype, legacy=legacy)
+
+
+def _thin(n_steps: int, keep: int = CURVE_POINTS) -> np.ndarray:
+    """Indices of at most ``keep`` of ``n_steps`` logged steps, evenly spread, ends included."""
+    return np.unique(np.round(np.linspace(0, n_steps - 1, min(keep, n_steps))).astype(int))
+
+
+def run_config(spec: StudySpec, seeds: list[tuple[int, int, int]]) -> dict[str, Any]:
+    """Train the effective ``spec`` on every ``(seed_init, seed_order, seed_split)``.
+
+    Returns ``{"runs": [one dict per seed tuple, in the given order], "curves": {"steps": [...],
+    "<split>_<metric>": [[per step] per run]}, "n_eval": {...}}``.
+    """
+    root = spec.seeds.root
+    cfg = engine_config(spec)
+    scheme = "posted" if spec.model.legacy.posted_init else spec.model.init
+    runs: list[dict[str, Any]] = [None] * len(seeds)  # type: ignore[list-item]
+    curves: dict[str, list] = {}
+    by_split: dict[int, list[int]] = {}
+    for k, (_, _, s) in enumerate(seeds):
+        by_split.setdefault(s, []).append(k)
+    with threadpool_limits(limits=1):   # one BLAS thread: no oversubscription, same sums whatever n_jobs
+        for s, idx in sorted(by_split.items()):
+            split = _split(spec.data, s, root, cfg.dtype)
+            arch = Arch.for_data(split.X_train.shape[1], split.n_classes, spec.model.hidden, spec.model.activation)
+            W0 = init_params(arch.n_in, arch.hidden, arch.n_out, scheme, [seeds[k][0] for k in idx], root=root,
+                             bias_init=spec.model.bias_init, dtype=cfg.dtype)
+            t0 = time.perf_counter()
+            res = train(W0, split, arch, cfg, lr=spec.train.lr, order_seeds=[seeds[k][1] for k in idx], root=root)
+            per_run = (time.perf_counter() - t0) / len(idx)
+            keep = _thin(len(res.steps))
+            curves["steps"] = res.steps[keep].tolist()
+            for j, k in enumerate(idx):
+                rec = {"seed_init": seeds[k][0], "seed_order": seeds[k][1], "seed_split": seeds[k][2]}
+                for name, arr in res.diagnostics.items():
+                    v = arr[j]
+                    rec[name] = bool(v) if arr.dtype == bool else int(v) if name == "steps" else float(v)
+                rec.update(n_train=len(split.y_train), n_val=len(split.y_val), n_test=len(split.y_test),
+                           duration_s=per_run)
+                runs[k] = rec
+                for name, arr in res.curves.items():
+                    curves.setdefault(name, [None] * len(seeds))[k] = arr[keep, j].tolist()
+    return {"runs": runs, "curves": curves}
+
+
+def aggregate(values: list[float], how: str, direction: str) -> float:
+    """A trial's value for the sampler from its seeds' objective values (non-finite ones excluded).
+
+    ``lcb``: mean - 1.96 standard errors when maximising, mean + 1.96 SE when minimising (a bound that
+    is pessimistic either way). No finite value at all: the worst possible value (+-inf).
+    """
+    x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    if x.size == 0:
+        return float("-inf") if direction == "maximize" else float("inf")
+    if how == "mean":
+        return float(x.mean())
+    if how == "median":
+        return float(np.median(x))
+    if how == "iqm":
+        from scipy.stats import trim_mean
+        return float(trim_mean(x, 0.25))
+    se = x.std(ddof=1) / np.sqrt(x.size) if x.size > 1 else 0.0
+    return float(x.mean() - 1.96 * se if direction == "maximize" else x.mean() + 1.96 * se)

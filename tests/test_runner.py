@@ -1,0 +1,183 @@
+"""The runner end to end through the public CLI: determinism over n_jobs, kill -9 and resume,
+divergence, spec changes, Optuna storage compatibility."""
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from sweep.cli import main
+
+SMALL = """
+[study]
+name = "{name}"
+sampler = "{sampler}"
+{n_trials}
+objective = "val_acc"
+aggregate = "{aggregate}"
+batch = {batch}
+[data]
+dataset = "moons"
+n_samples = 200
+noise = 0.25
+[model]
+hidden = [4]
+init = "xavier_normal"
+[train]
+optimizer = "adam"
+lr = 0.01
+iterations = {iterations}
+[space]
+{space}
+[seeds]
+replicates = 3
+root = 1
+"""
+GRID_SPACE = '"train.lr" = { values = [0.003, 0.03] }\n"model.init" = { values = ["xavier_normal", "he_normal"] }'
+
+
+def write_spec(tmp_path, name="small", sampler="grid", n_trials=None, aggregate="mean", batch=2,
+               iterations=40, space=GRID_SPACE):
+    text = SMALL.format(name=name, sampler=sampler, n_trials=f"n_trials = {n_trials}" if n_trials else "",
+                        aggregate=aggregate, batch=batch, iterations=iterations, space=space)
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "sweep", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+def runs_without_duration(path):
+    return pd.read_csv(path).drop(columns=["duration_s"])
+
+
+def test_n_jobs_does_not_change_runs(tmp_path):
+    spec = write_spec(tmp_path)
+    assert main(["run", str(spec), "--out", str(tmp_path / "one"), "--n-jobs", "1", "--quiet"]) == 0
+    assert main(["run", str(spec), "--out", str(tmp_path / "two"), "--n-jobs", "2", "--quiet"]) == 0
+    one, two = (tmp_path / "one" / "runs.csv").read_text(), (tmp_path / "two" / "runs.csv").read_text()
+    a, b = runs_without_duration(tmp_path / "one" / "runs.csv"), runs_without_duration(tmp_path / "two" / "runs.csv")
+    assert len(a) == 4 * 3 and a["run_id"].is_unique
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert (tmp_path / "one" / "curves.csv").read_bytes() == (tmp_path / "two" / "curves.csv").read_bytes()
+    assert one != "" and two != ""
+    # designed columns, one per varied parameter named by the key's last part
+    assert {"lr", "init", "seed_init", "seed_order", "seed_split", "val_acc", "stagnation_step"} <= set(a.columns)
+    assert sorted(a["lr"].unique()) == [0.003, 0.03]
+
+
+def test_resume_is_a_no_op_and_changed_spec_is_refused(tmp_path, capsys):
+    spec = write_spec(tmp_path)
+    out = tmp_path / "r"
+    assert main(["run", str(spec), "--out", str(out), "--n-jobs", "1", "--quiet"]) == 0
+    first = runs_without_duration(out / "runs.csv")
+    capsys.readouterr()
+    assert main(["run", str(spec), "--out", str(out), "--n-jobs", "1", "--quiet"]) == 0
+    assert "0 trials trained now" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(first, runs_without_duration(out / "runs.csv"))
+    changed = write_spec(tmp_path, iterations=41)
+    assert main(["run", str(changed), "--out", str(out), "--quiet"]) == 2
+    assert "different spec" in capsys.readouterr().err
+    assert main(["run", str(changed), "--out", str(out), "--quiet", "--fresh"]) == 0
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("r.old-")]
+    assert len(aside) == 1 and (aside[0] / "runs.csv").exists()    # moved aside, not deleted
+
+
+def test_kill_minus_nine_and_resume_gives_the_clean_runs(tmp_path):
+    spec = write_spec(tmp_path, space='"train.lr" = { values = [0.001, 0.003, 0.01, 0.03] }\n'
+                                      '"model.init" = { values = ["xavier_normal", "he_normal"] }\n'
+                                      '"model.hidden" = { values = [[4], [8]] }',
+                      iterations=10000, batch=2)
+    clean = run_cli("run", spec, "--out", tmp_path / "clean", "--n-jobs", "2", "--quiet")
+    assert clean.returncode == 0, clean.stderr
+    expected = runs_without_duration(tmp_path / "clean" / "runs.csv")
+    assert len(expected) == 16 * 3
+    out = tmp_path / "killed"
+    rng = random.Random(0)
+    kills = 0
+    for attempt in range(12):
+        errors = open(tmp_path / f"stderr{attempt}.txt", "w")
+        proc = subprocess.Popen([sys.executable, "-m", "sweep", "run", str(spec), "--out", str(out), "--n-jobs",
+                                 "2", "--quiet"], stdout=subprocess.DEVNULL, stderr=errors,
+                                start_new_session=True)
+        time.sleep(rng.uniform(2.0, 3.0))
+        if proc.poll() is not None:      # finished before the kill
+            assert proc.returncode == 0, (tmp_path / f"stderr{attempt}.txt").read_text()
+            break
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        if kills >= 5:
+            break
+    assert kills >= 5
+    final = run_cli("run", spec, "--out", out, "--n-jobs", "2", "--quiet")
+    assert final.returncode == 0, final.stderr
+    got = runs_without_duration(out / "runs.csv")
+    assert got["run_id"].is_unique and sorted(got["run_id"]) == sorted(expected["run_id"])
+    cols = [c for c in expected.columns if c != "trial"]   # trial numbers differ after re-runs
+    pd.testing.assert_frame_equal(got[cols].reset_index(drop=True), expected[cols].reset_index(drop=True),
+                                  check_exact=True)
+    study = optuna.load_study(study_name="small", storage=f"sqlite:///{out / 'study.db'}")
+    states = [t.state for t in study.get_trials()]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 16
+    assert states.count(optuna.trial.TrialState.FAIL) >= 1      # some kills hit trials in flight: re-run
+
+
+def test_diverging_learning_rate_is_recorded(tmp_path):
+    spec = write_spec(tmp_path, space='"train.lr" = { values = [1000.0, 1.0] }\n'
+                                      '"train.optimizer" = { values = ["sgd"] }', iterations=100)
+    assert main(["run", str(spec), "--out", str(tmp_path / "d"), "--n-jobs", "1", "--quiet"]) == 0
+    runs = pd.read_csv(tmp_path / "d" / "runs.csv")
+    assert runs.loc[runs["lr"] == 1000.0, "diverged"].all()
+    assert not runs.loc[runs["lr"] == 1.0, "diverged"].any()
+    assert runs.loc[runs["lr"] == 1.0, "val_acc"].min() > 0.7
+
+
+def test_tpe_budget_is_exact_and_independent_of_n_jobs(tmp_path):
+    space = '"train.lr" = { low = 0.0001, high = 0.3, log = true }\n"model.init" = { values = ["xavier_normal", "he_normal"] }'
+    spec = write_spec(tmp_path, sampler="tpe", n_trials=7, aggregate="lcb", batch=3, iterations=20, space=space)
+    assert main(["run", str(spec), "--out", str(tmp_path / "a"), "--n-jobs", "1", "--quiet"]) == 0
+    assert main(["run", str(spec), "--out", str(tmp_path / "b"), "--n-jobs", "2", "--quiet"]) == 0
+    a, b = runs_without_duration(tmp_path / "a" / "runs.csv"), runs_without_duration(tmp_path / "b" / "runs.csv")
+    assert a["config_id"].nunique() == 7 and len(a) == 21
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    study = optuna.load_study(study_name="small", storage=f"sqlite:///{tmp_path / 'a' / 'study.db'}")
+    t = study.trials[0]
+    vals = t.user_attrs["result"]["runs"]
+    import numpy as np
+    x = np.array([r["val_acc"] for r in vals])
+    assert t.value == pytest.approx(x.mean() - 1.96 * x.std(ddof=1) / np.sqrt(3))   # lcb told to Optuna
+
+
+def test_optuna_loads_the_study_by_url_in_a_fresh_process(tmp_path):
+    spec = write_spec(tmp_path, iterations=10)
+    assert main(["run", str(spec), "--out", str(tmp_path / "o"), "--n-jobs", "1", "--quiet"]) == 0
+    url = f"sqlite:///{(tmp_path / 'o' / 'study.db').resolve()}"
+    code = ("import optuna; s = optuna.load_study(study_name='small', storage=%r); "
+            "print(len(s.trials), sorted(s.trials[0].params))" % url)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "4 ['model.init', 'train.lr']"
+
+
+def test_export_and_show(tmp_path, capsys):
+    spec = write_spec(tmp_path, iterations=10)
+    out = tmp_path / "e"
+    assert main(["run", str(spec), "--out", str(out), "--n-jobs", "1", "--quiet"]) == 0
+    before = runs_without_duration(out / "runs.csv")
+    (out / "runs.csv").unlink()
+    assert main(["export", str(out)]) == 0
+    pd.testing.assert_frame_equal(before, runs_without_duration(out / "runs.csv"))
+    capsys.readouterr()
+    assert main(["show", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "4 of 4 configurations done" in text and "top configurations by mean val_acc" in text
+    assert main(["show", str(tmp_path)]) == 2
