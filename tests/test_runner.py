@@ -181,3 +181,23 @@ def test_export_and_show(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "4 of 4 configurations done" in text and "top configurations by mean val_acc" in text
     assert main(["show", str(tmp_path)]) == 2
+
+
+def test_ctrl_c_stops_cleanly_and_resumes(tmp_path):
+    spec = write_spec(tmp_path, space='"train.lr" = { values = [0.001, 0.003, 0.01, 0.03] }\n'
+                                      '"model.init" = { values = ["xavier_normal", "he_normal"] }',
+                      iterations=10000, batch=2)
+    out = tmp_path / "c"
+    proc = subprocess.Popen([sys.executable, "-m", "sweep", "run", str(spec), "--out", str(out), "--n-jobs", "1",
+                             "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "run the same command again to resume" in err
+    study = optuna.load_study(study_name="small", storage=f"sqlite:///{out / 'study.db'}")
+    states = [t.state for t in study.get_trials()]
+    assert optuna.trial.TrialState.RUNNING not in states and optuna.trial.TrialState.FAIL in states
+    assert run_cli("run", spec, "--out", out, "--n-jobs", "1", "--quiet").returncode == 0
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == 8 * 3 and runs["run_id"].is_unique
