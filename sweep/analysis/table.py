@@ -1,0 +1,108 @@
+"""The one input every analysis reads: a runs table with a metric, the factors that vary between
+configurations, and the columns that identify a seed tuple (shared by every configuration).
+
+``runs.csv`` from ``sweep run`` has all of these; any other tool's one-row-per-run CSV works too
+(``sweep analyze CSV --metric acc --factors lr,width --seed-cols seed``).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+SEED_COLS: tuple[str, ...] = ("seed_init", "seed_order", "seed_split")
+NOT_FACTORS = {"study", "trial", "run_id", "config_id", "duration_s", *SEED_COLS}
+
+
+class AnalysisError(ValueError):
+    """A table that cannot be analysed as asked; the message names the column."""
+
+
+@dataclass(frozen=True)
+class Runs:
+    """A validated runs table.
+
+    ``df`` has the original columns plus ``config`` (a label of the factor values, e.g.
+    ``"lr=0.01, hidden=3"``) and ``seed`` (a label of the seed tuple). ``dropped`` counts rows whose
+    metric is missing (e.g. diverged runs with undefined accuracy): they are excluded and make the
+    design unbalanced.
+    """
+
+    df: pd.DataFrame
+    metric: str
+    factors: tuple[str, ...]
+    seed_cols: tuple[str, ...]
+    dropped: int
+
+    @property
+    def configs(self) -> list[str]:
+        return list(dict.fromkeys(self.df["config"]))
+
+    @property
+    def balanced(self) -> bool:
+        """Every configuration has a value on every seed tuple, and nothing was dropped."""
+        counts = self.df.groupby("config")["seed"].nunique()
+        n_seeds = self.df["seed"].nunique()
+        return self.dropped == 0 and bool((counts == n_seeds).all()) and not self.df.duplicated(["config", "seed"]).any()
+
+    def matrix(self) -> np.ndarray:
+        """Outcomes as ``(C, S)`` (configs x seeds, NaN where missing), rows in ``configs`` order and
+        columns in ``seeds`` order."""
+        wide = self.df.pivot_table(index="config", columns="seed", values=self.metric, aggfunc="first")
+        return wide.reindex(index=self.configs, columns=self.seeds).to_numpy(dtype=float)
+
+    @property
+    def seeds(self) -> list[str]:
+        return sorted(dict.fromkeys(self.df["seed"]), key=_natural)
+
+
+def _natural(label: str):
+    return [int(p) if p.isdigit() else p for p in label.replace("/", " ").split()]
+
+
+def infer_factors(df: pd.DataFrame, metric_columns: Sequence[str] = ()) -> list[str]:
+    """The varied-parameter columns of a sweep ``runs.csv``: the columns between ``config_id`` and
+    ``seed_init`` that take more than one value."""
+    cols = list(df.columns)
+    if "config_id" in cols and "seed_init" in cols:
+        between = cols[cols.index("config_id") + 1: cols.index("seed_init")]
+        return [c for c in between if df[c].nunique(dropna=False) > 1]
+    raise AnalysisError("cannot tell the factors of this table: pass them (--factors A,B)")
+
+
+def prepare(df: pd.DataFrame, metric: str, factors: Sequence[str] | None = None,
+            seed_cols: Sequence[str] | None = None) -> Runs:
+    """Validate the columns and build a ``Runs``. ``factors=None`` infers them from a sweep runs.csv;
+    ``seed_cols=None`` uses ``seed_init, seed_order, seed_split`` where present, else the row's
+    position within its configuration (seeds are then assumed to be listed in the same order)."""
+    if metric not in df.columns:
+        raise AnalysisError(f"no column {metric!r} in the runs table; columns: {', '.join(map(str, df.columns))}")
+    if not pd.api.types.is_numeric_dtype(df[metric]):
+        raise AnalysisError(f"metric column {metric!r} is not numeric")
+    factors = list(infer_factors(df) if factors is None else factors)
+    missing = [f for f in factors if f not in df.columns]
+    if missing:
+        raise AnalysisError(f"factor column(s) {', '.join(map(repr, missing))} not in the runs table; "
+                            f"columns: {', '.join(map(str, df.columns))}")
+    if seed_cols is None:
+        seed_cols = [c for c in SEED_COLS if c in df.columns]
+    missing = [c for c in seed_cols if c not in df.columns]
+    if missing:
+        raise AnalysisError(f"seed column(s) {', '.join(map(repr, missing))} not in the runs table")
+    out = df.copy()
+    if factors:
+        out["config"] = out[factors].astype(str).apply(lambda r: ", ".join(f"{f}={v}" for f, v in r.items()), axis=1)
+    else:
+        out["config"] = "all runs"
+    if seed_cols:
+        out["seed"] = out[list(seed_cols)].astype(str).apply(lambda r: "/".join(r), axis=1)
+    else:
+        out["seed"] = out.groupby("config").cumcount().astype(str)
+    if out.duplicated(["config", "seed"]).any():
+        raise AnalysisError("some configuration has two runs with the same seed columns: name the seed "
+                            "columns that tell runs apart (--seed-cols)")
+    keep = np.isfinite(out[metric].to_numpy(dtype=float))
+    dropped = int((~keep).sum())
+    return Runs(out[keep].reset_index(drop=True), metric, tuple(factors), tuple(seed_cols), dropped)
