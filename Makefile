@@ -6,7 +6,7 @@ STUDY  ?= studies/default.toml
 N_JOBS ?= 0
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install test sweep show clean
+.PHONY: help install test sweep report show validate clean
 
 help:  ## list the targets
 	@awk -F ':.*## ' '/^[a-z]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -22,11 +22,18 @@ install: $(STAMP)  ## create .venv and install sweep with its dev extras
 test: $(STAMP)  ## run the test suite
 	$(PY) -m pytest
 
-sweep: $(STAMP)  ## run (or resume) STUDY (default studies/default.toml) on N_JOBS cores (0 = all)
+sweep: $(STAMP)  ## run (or resume) STUDY (default studies/default.toml) on N_JOBS cores (0 = all), then its report
 	$(PY) -m sweep run $(STUDY) --n-jobs $(N_JOBS)
+	$(PY) -m sweep report $(STUDY)
+
+report: $(STAMP)  ## analysis, figures and report.html of STUDY's results
+	$(PY) -m sweep report $(STUDY)
+
+validate: $(STAMP)  ## coverage study of the variance CIs (several minutes)
+	$(PY) tools/validate_variance.py
 
 show: $(STAMP)  ## progress and top configurations of STUDY's results
-	$(PY) -m sweep show results/$$(basename $(STUDY) .toml)
+	$(PY) -m sweep show $(STUDY)
 
 clean:  ## remove the virtual environment and caches (results are kept)
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -27,6 +27,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _results_dir(arg: str) -> Path:
+    """A results folder, or a study file standing for its default folder ``results/<name>``."""
+    path = Path(arg)
+    if path.suffix == ".toml" and path.is_file():
+        return Path("results") / load_spec(path).study.name
+    return path
+
+
 def _open_from_dir(directory: Path, storage: str | None):
     import optuna
     from .store import open_storage, storage_url_for
@@ -45,7 +53,7 @@ def _open_from_dir(directory: Path, storage: str | None):
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .store import export
-    directory = Path(args.dir)
+    directory = _results_dir(args.dir)
     spec, study, url = _open_from_dir(directory, _storage_arg(args.storage))
     paths = export(study, spec, directory, {"storage": url, "command": " ".join(sys.argv)})
     print(f"wrote {paths['runs']}, {paths['curves']}, {paths['meta']}")
@@ -54,7 +62,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from optuna.trial import TrialState
-    directory = Path(args.dir)
+    directory = _results_dir(args.dir)
     spec, study, _ = _open_from_dir(directory, _storage_arg(args.storage))
     trials = study.get_trials(deepcopy=False)
     counts = {s: sum(t.state == s for t in trials) for s in TrialState}
@@ -75,6 +83,43 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    import time
+    from .report import report_dir
+    directory = _results_dir(args.dir)
+    if not (directory / "runs.csv").exists():
+        raise SpecError(f"{directory} has no runs.csv: run the study first (sweep run SPEC) or sweep export {directory}")
+    t0 = time.perf_counter()
+    paths = report_dir(directory, metric=args.metric)
+    print(f"wrote {paths['html']} and {paths['md']} ({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    import pandas as pd
+    from .analysis import AnalysisError
+    from .report import analyze, write_report
+    path = Path(args.csv)
+    if not path.exists():
+        raise SpecError(f"no file {str(path)!r}")
+    df = pd.read_csv(path)
+    factors = [f for f in args.factors.split(",") if f] if args.factors else None
+    seed_cols = [c for c in args.seed_cols.split(",") if c] if args.seed_cols else None
+    curves = pd.read_csv(args.curves) if args.curves else None
+    try:
+        a = analyze(df, metric=args.metric, factors=factors, seed_cols=seed_cols, curves=curves,
+                    higher_is_better=False if args.lower_is_better else None)
+    except AnalysisError as exc:
+        raise SpecError(f"{path}: {exc}") from None
+    out = Path(args.out) if args.out else path.with_name(f"{path.stem}-analysis")
+    paths = write_report(out, a, title=f"sweep analysis of {path.name}", meta={"source": str(path)})
+    print(f"wrote {paths['html']} and {paths['md']}")
+    return 0
+
+
+DIR_HELP = "results folder, or a study file (standing for results/<its name>)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sweep", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -88,14 +133,27 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_run)
     e = sub.add_parser("export", help="write runs.csv, curves.csv, meta.json from the storage")
-    e.add_argument("dir")
+    e.add_argument("dir", help=DIR_HELP)
     e.add_argument("--storage")
     e.set_defaults(func=cmd_export)
     s = sub.add_parser("show", help="progress and the top configurations of a study")
-    s.add_argument("dir")
+    s.add_argument("dir", help=DIR_HELP)
     s.add_argument("--storage")
     s.add_argument("--top", type=int, default=5)
     s.set_defaults(func=cmd_show)
+    rp = sub.add_parser("report", help="analysis, figures and report.html/report.md of a results folder")
+    rp.add_argument("dir", help=DIR_HELP)
+    rp.add_argument("--metric", help="column to analyse (default: the study's objective)")
+    rp.set_defaults(func=cmd_report)
+    an = sub.add_parser("analyze", help="the same analysis and report on any one-row-per-run CSV")
+    an.add_argument("csv")
+    an.add_argument("--metric", required=True, help="outcome column, e.g. val_acc")
+    an.add_argument("--factors", help="comma-separated columns that vary between configurations")
+    an.add_argument("--seed-cols", help="comma-separated columns identifying the seed (shared by configurations)")
+    an.add_argument("--curves", help="optional long curves CSV (run_id, step, split, loss, acc)")
+    an.add_argument("--lower-is-better", action="store_true", help="the metric is a loss")
+    an.add_argument("--out", help="output folder (default: <csv stem>-analysis next to the CSV)")
+    an.set_defaults(func=cmd_analyze)
     return p
 
 

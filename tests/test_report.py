@@ -1,0 +1,110 @@
+"""The report: findings generated from the numbers, and the HTML checked in a real headless browser."""
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sweep.cli import main
+from sweep.report import analyze, findings, write_report
+from test_runner import write_spec
+
+
+def _table(rng, configs, n_seeds=20):
+    """A runs table: configs = {name: (mean, sd, single_class_share, bimodal)}."""
+    rows = []
+    for name, (mean, sd, single, bimodal) in configs.items():
+        for s in range(n_seeds):
+            if bimodal:
+                value = (0.9 if s % 2 else 0.55) + rng.normal(0, 0.005)
+            else:
+                value = mean + rng.normal(0, sd) if sd else mean
+            rows.append({"config_id": name, "arch": name, "seed_init": s, "seed_order": s, "seed_split": 0,
+                         "val_acc": value, "train_acc": value, "init_train_acc": 0.6,
+                         "single_class": s < single * n_seeds, "stagnation_step": np.nan, "diverged": False,
+                         "rel_weight_change": 0.5, "n_val": 200})
+    return pd.DataFrame(rows)
+
+
+def test_single_class_trap_and_bimodal_are_in_the_findings():
+    rng = np.random.default_rng(0)
+    df = _table(rng, {"good": (0.93, 0.01, 0.0, False), "majority": (0.627, 0.0, 1.0, False),
+                      "coinflip": (0.0, 0.0, 0.0, True)})
+    a = analyze(df, metric="val_acc", factors=["arch"], n_boot=200)
+    texts = [f.text for f in findings(a)]
+    assert any("arch=majority looks stable" in t and "100% of its runs predict a single class" in t for t in texts)
+    assert any(t.startswith("arch=coinflip: the outcomes are bimodal") for t in texts)
+    assert not any("arch=good looks stable" in t or "arch=good: the outcomes are bimodal" in t for t in texts)
+    best = [t for t in texts if t.startswith("Best configuration")]
+    assert best and "arch=good" in best[0]
+
+
+def test_findings_follow_the_data_not_a_template():
+    """Same code, two tables: the seed-dominated one must say so, the factor-dominated one must not."""
+    rng = np.random.default_rng(1)
+    noisy = _table(rng, {"a": (0.80, 0.08, 0, False), "b": (0.81, 0.08, 0, False)})
+    clear = _table(rng, {"a": (0.70, 0.005, 0, False), "b": (0.90, 0.005, 0, False)})
+    t_noisy = findings(analyze(noisy, metric="val_acc", factors=["arch"], n_boot=200))[0].text
+    t_clear = findings(analyze(clear, metric="val_acc", factors=["arch"], n_boot=200))[0].text
+    assert "the seed explains most" in t_noisy
+    assert "the configuration explains most" in t_clear
+    sep = [f.text for f in findings(analyze(clear, metric="val_acc", factors=["arch"], n_boot=200))
+           if f.text.startswith("Best")][0]
+    assert "takes about" in sep and "wins on 100%" in sep
+
+
+def _browser():
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must install chromium (.ci/run does)")
+        pytest.skip("no chromium on this machine (CI installs it)")
+    return path
+
+
+def test_report_opens_in_headless_chromium(tmp_path):
+    spec = write_spec(tmp_path, iterations=60)
+    out = tmp_path / "res"
+    assert main(["run", str(spec), "--out", str(out), "--n-jobs", "1", "--quiet"]) == 0
+    assert main(["report", str(out)]) == 0
+    html = out / "report.html"
+    assert (out / "report.md").exists() and (out / "variance.csv").exists() and (out / "summary.csv").exists()
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=_browser(), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page()
+        page.goto(html.resolve().as_uri())
+        page.wait_for_load_state("load")
+        images = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.alt])")
+        sections = page.evaluate("Array.from(document.querySelectorAll('section')).map(s => s.id)")
+        n_findings = page.evaluate("document.querySelectorAll('ol.findings li').length")
+        title = page.title()
+        browser.close()
+    assert sections == ["findings", "variance", "comparisons", "failures", "figures", "summary", "spec", "meta"]
+    assert len(images) >= 6 and all(ok and width > 100 for ok, width, _ in images), images
+    assert {"variance_global", "outcome_lr", "outcome_init", "halfwidth", "failures"} <= {alt for *_, alt in images}
+    assert n_findings >= 3 and "small" in title
+
+
+def test_analyze_cli_on_a_foreign_csv(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    rows = [{"width": w, "lr": lr, "seed": s, "acc": 0.7 + 0.05 * (w == 64) + rng.normal(0, 0.02)}
+            for w in (16, 64) for lr in (0.01, 0.1) for s in range(10)]
+    csv = tmp_path / "torch_runs.csv"
+    pd.DataFrame(rows).to_csv(csv, index=False)
+    assert main(["analyze", str(csv), "--metric", "acc", "--factors", "width,lr", "--seed-cols", "seed"]) == 0
+    out = tmp_path / "torch_runs-analysis"
+    v = pd.read_csv(out / "variance.csv")
+    width = v[(v["scope"] == "global") & (v["source"] == "width")]["share"].iloc[0]
+    lr = v[(v["scope"] == "global") & (v["source"] == "lr")]["share"].iloc[0]
+    assert width > 0.5 > lr
+    assert (out / "report.html").exists()
+    capsys.readouterr()
+    assert main(["analyze", str(csv), "--metric", "accuracy", "--factors", "width"]) == 2
+    assert "no column 'accuracy'" in capsys.readouterr().err
+    assert main(["analyze", str(csv), "--metric", "acc", "--factors", "width,depth"]) == 2
+    assert "'depth' not in the runs table" in capsys.readouterr().err
