@@ -41,6 +41,7 @@ class Analysis:
     top_factors: list[str]
     stagnation_share: float
     seconds: float = 0.0
+    baseline: dict | None = None   # factor -> level of the study's reference configuration (spec's fixed values)
 
     @property
     def metric(self) -> str:
@@ -61,8 +62,9 @@ class Finding:
 
 def analyze(df: pd.DataFrame, *, metric: str = "val_acc", factors=None, seed_cols=None,
             curves: pd.DataFrame | None = None, higher_is_better: bool | None = None,
-            n_boot: int = 1000, seed: int = 0) -> Analysis:
-    """Run every analysis on a runs table (see ``sweep.analysis.prepare`` for the columns)."""
+            n_boot: int = 1000, seed: int = 0, baseline: dict | None = None) -> Analysis:
+    """Run every analysis on a runs table (see ``sweep.analysis.prepare`` for the columns).
+    ``baseline`` (factor -> level) names a reference configuration, e.g. the spec's fixed values."""
     t0 = time.perf_counter()
     runs = prepare(df, metric, factors, seed_cols)
     hib = (not metric.endswith("loss")) if higher_is_better is None else higher_is_better
@@ -85,7 +87,7 @@ def analyze(df: pd.DataFrame, *, metric: str = "val_acc", factors=None, seed_col
     top_factors = main["source"].tolist() or factors
     stag = diagnose.stagnation_share_of_spread(runs.df, factors, metric) if "stagnation_step" in runs.df else np.nan
     return Analysis(runs, df, curves, hib, summ, var, imp, ranking, pairs, half, fails, top_factors, stag,
-                    time.perf_counter() - t0)
+                    time.perf_counter() - t0, baseline)
 
 
 # ----------------------------------------------------------------------------------- wording helpers
@@ -177,6 +179,22 @@ def findings(a: Analysis) -> list[Finding]:
                     + (f" ({ratio:.1f}× smaller)." if np.isfinite(ratio) and ratio >= 1.5 else ".")
                     + " A single global share hides this.")
             out.append(Finding(text, f"outcome_{top}", "conditional", 8))
+    if n_cfg == 1:
+        y = a.runs.df[a.metric].to_numpy(dtype=float)
+        p5, p95 = np.percentile(y, [5, 95])
+        out.append(Finding(
+            f"All {len(y)} runs share one configuration, so all of their spread is the seed: {a.metric} ranges "
+            f"from {_val(a, y.min())} to {_val(a, y.max())} (5th–95th percentile {_val(a, p5)}–{_val(a, p95)}, "
+            f"sd {_diff(a, y.std(ddof=1))}).", f"ecdf_{top}" if top else "curves_train_loss", "spread", 9.5))
+    stag = _stagnation_finding(a)
+    if stag is not None:
+        out.append(stag)
+    single = _single_change_finding(a)
+    if single is not None:
+        out.append(single)
+    base = _baseline_finding(a)
+    if base is not None:
+        out.append(base)
     r = a.ranking
     if len(r) >= 2 and len(a.comparisons):
         best, second = r.iloc[0], r.iloc[1]
@@ -225,17 +243,35 @@ def findings(a: Analysis) -> list[Finding]:
             weight = 8.5 if any(float((f[c].fillna(0) * w).sum()) >= 0.2 for c in ("at_untrained", "diverged")
                                 if c in f) else 4
             out.append(Finding(text, "failures", "failures", weight))
-        for _, row in f[f.get("robust_looking_but_degenerate", pd.Series(False, index=f.index)).fillna(False)
-                        .astype(bool)].iterrows():
+        traps = f[f.get("robust_looking_but_degenerate", pd.Series(False, index=f.index)).fillna(False).astype(bool)]
+        if len(traps) == 1:
+            row = traps.iloc[0]
             out.append(Finding(
                 f"{row['config']} looks stable (sd of {a.metric} {_diff(a, row['sd'])}) but {_pct(row['single_class'])} "
                 f"of its runs predict a single class: that is not robustness, the network is not learning.",
                 "failures", "trap", 8.8))
-        for _, row in f[f["bimodal"].fillna(False).astype(bool)].iterrows():
+        elif len(traps) > 1:
+            shown = "; ".join(f"{r_['config']} (sd {_diff(a, r_['sd'])}, {_pct(r_['single_class'])} single-class)"
+                              for _, r_ in traps.head(3).iterrows())
+            more = f", and {len(traps) - 3} more (failures.csv)" if len(traps) > 3 else ""
+            out.append(Finding(
+                f"{len(traps)} configurations look stable (near-zero sd of {a.metric}) only because most of their runs "
+                f"predict a single class, which is not robustness: the networks are not learning. {shown}{more}.",
+                "failures", "trap", 8.8))
+        bim = f[f["bimodal"].fillna(False).astype(bool)].sort_values("bimodal_gap", ascending=False)
+        if len(bim) == 1:
+            row = bim.iloc[0]
             out.append(Finding(
                 f"{row['config']}: the outcomes are bimodal (two groups of seeds, gap {_diff(a, row['bimodal_gap'])}"
-                f"): some seeds train and some do not, so its mean describes no actual run.",
-                f"ecdf_{top}" if top else "failures", "bimodal", 7.5))
+                f"), so its mean describes no actual run{_bimodal_why(a, row['config'])}.",
+                f"ecdf_{top}" if top else "curves_train_loss", "bimodal", 7.5))
+        elif len(bim) > 1:
+            shown = "; ".join(f"{r_['config']} (gap {_diff(a, r_['bimodal_gap'])}{_bimodal_why(a, r_['config'])})"
+                              for _, r_ in bim.head(3).iterrows())
+            more = f", and {len(bim) - 3} more (failures.csv)" if len(bim) > 3 else ""
+            out.append(Finding(
+                f"{len(bim)} of {n_cfg} configurations have bimodal outcomes (two groups of seeds), so their means "
+                f"describe no actual run: {shown}{more}.", f"ecdf_{top}" if top else "failures", "bimodal", 7.5))
     s = a.summary
     if len(s) and len(r) and a.is_accuracy:
         row = s[(s["config"] == r.iloc[0]["config"]) & (s["metric"] == a.metric)]
@@ -271,6 +307,138 @@ def findings(a: Analysis) -> list[Finding]:
                            "variance_global", "importance", 3))
     out.sort(key=lambda x: -x.weight)
     return out
+
+
+def _bimodal_why(a: Analysis, config: str) -> str:
+    """What tells the two groups apart, from the diagnostics (empty when nothing does)."""
+    d = a.runs.df[a.runs.df["config"] == config]
+    y = np.sort(d[a.metric].to_numpy(dtype=float))
+    if len(y) < 4:
+        return ""
+    k = int(np.argmax(np.diff(y)))
+    low = d[a.metric] <= y[k]
+    parts = []
+    if "init_train_acc" in d and "train_acc" in d:
+        untrained = np.isclose(d["train_acc"], d["init_train_acc"], atol=1e-12, rtol=0)
+        lo_u, hi_u = untrained[low].mean(), untrained[~low].mean()
+        if abs(lo_u - hi_u) >= 0.5:
+            parts.append("some seeds train and some do not")
+        elif lo_u >= 0.9 and hi_u >= 0.9:
+            parts.append("neither group trained: both stay at their untrained accuracy")
+    if "single_class" in d:
+        sc = d["single_class"].astype(bool)
+        if sc.mean() >= 0.5:
+            parts.append(f"{_pct(sc.mean())} of the runs predict a single class, so the groups are largely "
+                         f"the class shares")
+    return "; " + "; ".join(parts) if parts else ""
+
+
+def _baseline_config(a: Analysis) -> str | None:
+    """The config label of the study's baseline cell, when it is one of the configurations."""
+    factors = list(a.runs.factors)
+    if not a.baseline or not factors:
+        return None
+    levels = a.runs.df.drop_duplicates("config").set_index("config")[factors].astype(str)
+    match = levels[(levels == pd.Series({f: str(a.baseline.get(f)) for f in factors})).all(axis=1)]
+    return match.index[0] if len(match) == 1 else None
+
+
+def _baseline_finding(a: Analysis) -> Finding | None:
+    """The study's baseline configuration: its spread over seeds, and the seed's share at its level of
+    the most important factor."""
+    cfg = _baseline_config(a)
+    if cfg is None or not a.top_factors:
+        return None
+    d = a.runs.df[a.runs.df["config"] == cfg]
+    y = d[a.metric].to_numpy(dtype=float)
+    top = a.top_factors[0]
+    scope = f"{top}={a.baseline.get(top)}"
+    v = a.variance
+    seed_row = _row(v, scope=scope, source="seed (within configuration)")
+    text = (f"At the study's baseline ({cfg}): mean {a.metric} {_val(a, y.mean())}, seed sd {_diff(a, y.std(ddof=1))}, "
+            f"range {_val(a, y.min())}–{_val(a, y.max())} over {len(y)} seeds")
+    if "single_class" in d:
+        text += f"; {_pct(d['single_class'].astype(bool).mean())} of its runs predict a single class"
+    text += "."
+    if seed_row is not None and np.isfinite(seed_row["share"]):
+        text += (f" Among all configurations with {scope}, the seed explains {_pct(seed_row['share'])} of the "
+                 f"variance ({_ci(seed_row['ci_low'], seed_row['ci_high'])}).")
+    return Finding(text, f"outcome_{top}", "baseline", 8.7)
+
+
+def _single_change_finding(a: Analysis) -> Finding | None:
+    """Is one change enough? From the study's baseline configuration (the spec's fixed values, when that
+    cell is in the grid; else the worst configuration), the best configuration reachable by changing a
+    single factor, compared with the best overall (its 95% CI)."""
+    r, factors = a.ranking, list(a.runs.factors)
+    if len(factors) < 2 or len(r) < 3:
+        return None
+    levels = a.runs.df.drop_duplicates("config").set_index("config")[factors].astype(str)
+    best, worst = r.iloc[0], r.iloc[-1]
+    start_name = "the worst configuration"
+    base = _baseline_config(a)
+    if base is not None and base in set(r["config"]):
+        worst = r[r["config"] == base].iloc[0]
+        start_name = "the study's baseline"
+    w = levels.loc[worst["config"]]
+    diff = (levels != w).sum(axis=1)
+    singles = r[r["config"].map(diff) == 1]
+    if singles.empty:
+        return None
+    s1 = singles.iloc[0]
+    changed = [f for f in factors if levels.loc[s1["config"], f] != w[f]][0]
+    needed = [f"{f} {w[f]} → {levels.loc[best['config'], f]}" for f in factors
+              if levels.loc[best["config"], f] != w[f]]
+    text = (f"Is one change enough? From {start_name} ({worst['config']}, mean {_val(a, worst['mean'])}), "
+            f"the best single change is {changed} {w[changed]} → {levels.loc[s1['config'], changed]} "
+            f"(mean {_val(a, s1['mean'])}). ")
+    reaches = s1["mean"] >= best["ci_low"] if a.higher_is_better else s1["mean"] <= best["ci_high"]
+    if reaches:
+        text += f"That alone reaches the best configuration's level ({_val(a, best['mean'])}, within its 95% CI)."
+    else:
+        text += (f"No single change reaches the best configuration ({_val(a, best['mean'])}, "
+                 f"{_ci(best['ci_low'], best['ci_high'], pct=a.is_accuracy, digits=1)}), which differs from it in: "
+                 f"{'; '.join(needed)}.")
+        good = r[r["mean"] >= best["ci_low"]] if a.higher_is_better else r[r["mean"] <= best["ci_high"]]
+        n_changes = good["config"].map(diff)
+        fewest = good[n_changes == n_changes.min()]
+        sets = []
+        for _, g in fewest.iterrows():
+            ch = [f"{f} → {levels.loc[g['config'], f]}" for f in factors if levels.loc[g["config"], f] != w[f]]
+            sets.append(f"{', '.join(ch)} (mean {_val(a, g['mean'])})")
+        text += (f" The fewest changes that reach the best level (mean within its 95% CI): {int(n_changes.min())}, "
+                 f"namely " + " or ".join(sets[:3]) + ("" if len(sets) <= 3 else f", or {len(sets) - 3} other sets")
+                 + ".")
+    return Finding(text, f"outcome_{changed}", "ablation", 9.6)
+
+
+def _stagnation_finding(a: Analysis) -> Finding | None:
+    """When most runs stopped changing their loss: from when, whether they trained at all, and why."""
+    d = a.runs.df
+    need = {"stagnation_step", "train_acc", "init_train_acc", "rel_weight_change", "grad_norm_first",
+            "grad_norm_last", "steps"}
+    if not need <= set(d.columns) or len(d) == 0:
+        return None
+    stagnated = d["stagnation_step"].notna()
+    share = stagnated.mean()
+    if share < 0.5:
+        return None
+    st = d.loc[stagnated, "stagnation_step"]
+    same = np.isclose(d["train_acc"], d["init_train_acc"], atol=1e-12, rtol=0)
+    moved = d.loc[stagnated, "rel_weight_change"].median()
+    ratio = (d["grad_norm_last"] / d["grad_norm_first"]).median()
+    budgets = sorted(d["steps"].dropna().unique())
+    of = f"of {budgets[0]:.0f}" if len(budgets) == 1 else f"(runs of {budgets[0]:.0f} to {budgets[-1]:.0f} steps)"
+    text = (f"The training loss stopped changing (relative change below the stagnation tolerance to the end) in "
+            f"{_pct(share)} of runs, from step {st.median():.0f} (median; {st.min():.0f}–{st.max():.0f}) {of}. "
+            f"In {_pct(same.mean())} of all runs the trained network's training accuracy equals the untrained "
+            f"network's.")
+    if np.isfinite(moved) and moved < 0.05:
+        text += f" The weights barely moved (median ‖W−W₀‖/‖W₀‖ = {moved:.2g})"
+        text += (f" although the gradient did not vanish (median last/first gradient norm {ratio:.2f}): the "
+                 f"optimiser's steps shrank to nothing, not the gradient." if np.isfinite(ratio) and ratio > 0.3
+                 else ".")
+    return Finding(text, "curves_train_loss", "stagnation", 9.8)
 
 
 # ------------------------------------------------------------------------------------------ figures
@@ -455,6 +623,25 @@ def write_report(out_dir: Path, a: Analysis, *, title: str, spec_text: str | Non
     return paths
 
 
+def _spec_baseline(spec_text: str | None) -> dict | None:
+    """factor column -> label of the spec's fixed value, for each varied key (None without a spec)."""
+    if not spec_text:
+        return None
+    from .design import columns, label
+    from .spec import parse_spec
+    try:
+        spec = parse_spec(spec_text)
+    except Exception:
+        return None
+    out = {}
+    for key, col in columns(spec).items():
+        obj = spec
+        for part in key.split("."):
+            obj = getattr(obj, part)
+        out[col] = label(obj)
+    return out
+
+
 def report_dir(directory: Path, *, metric: str | None = None) -> dict[str, Path]:
     """``sweep report DIR``: the report of a sweep results folder (runs.csv, curves.csv, spec, meta)."""
     import tomllib
@@ -466,6 +653,6 @@ def report_dir(directory: Path, *, metric: str | None = None) -> dict[str, Path]
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     if metric is None:
         metric = tomllib.loads(spec_text)["study"].get("objective", "val_acc") if spec_text else "val_acc"
-    a = analyze(runs, metric=metric, curves=curves)
+    a = analyze(runs, metric=metric, curves=curves, baseline=_spec_baseline(spec_text))
     name = meta.get("study", directory.name)
     return write_report(directory, a, title=f"sweep report: {name}", spec_text=spec_text, meta=meta)
