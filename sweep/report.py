@@ -185,7 +185,7 @@ def findings(a: Analysis) -> list[Finding]:
         out.append(Finding(
             f"All {len(y)} runs share one configuration, so all of their spread is the seed: {a.metric} ranges "
             f"from {_val(a, y.min())} to {_val(a, y.max())} (5th–95th percentile {_val(a, p5)}–{_val(a, p95)}, "
-            f"sd {_diff(a, y.std(ddof=1))}).", f"ecdf_{top}" if top else "curves_train_loss", "spread", 9.5))
+            f"sd {_diff(a, y.std(ddof=1))}).", f"ecdf_{top or 'all'}", "spread", 9.5))
     stag = _stagnation_finding(a)
     if stag is not None:
         out.append(stag)
@@ -264,14 +264,14 @@ def findings(a: Analysis) -> list[Finding]:
             out.append(Finding(
                 f"{row['config']}: the outcomes are bimodal (two groups of seeds, gap {_diff(a, row['bimodal_gap'])}"
                 f"), so its mean describes no actual run{_bimodal_why(a, row['config'])}.",
-                f"ecdf_{top}" if top else "curves_train_loss", "bimodal", 7.5))
+                f"ecdf_{top or 'all'}", "bimodal", 7.5))
         elif len(bim) > 1:
             shown = "; ".join(f"{r_['config']} (gap {_diff(a, r_['bimodal_gap'])}{_bimodal_why(a, r_['config'])})"
                               for _, r_ in bim.head(3).iterrows())
             more = f", and {len(bim) - 3} more (failures.csv)" if len(bim) > 3 else ""
             out.append(Finding(
                 f"{len(bim)} of {n_cfg} configurations have bimodal outcomes (two groups of seeds), so their means "
-                f"describe no actual run: {shown}{more}.", f"ecdf_{top}" if top else "failures", "bimodal", 7.5))
+                f"describe no actual run: {shown}{more}.", f"ecdf_{top or 'all'}", "bimodal", 7.5))
     s = a.summary
     if len(s) and len(r) and a.is_accuracy:
         row = s[(s["config"] == r.iloc[0]["config"]) & (s["metric"] == a.metric)]
@@ -463,11 +463,11 @@ def build_figures(a: Analysis, fig_dir: Path) -> dict[str, Path]:
     if len(top) == 2:
         draw("heatmap_mean", F.heatmap, df, top[0], top[1], m, stat="mean")
         draw("heatmap_sd", F.heatmap, df, top[0], top[1], m, stat="sd")
-    if top:
-        draw(f"ecdf_{top[0]}", F.ecdf_by_level, df, top[0], m)
-        if a.curves is not None and len(a.curves):
-            draw("curves_train_loss", F.learning_curves, a.curves, df, top[0], split="train", value="loss")
-            draw("curves_val_acc", F.learning_curves, a.curves, df, top[0], split="val", value="acc")
+    first = top[0] if top else None          # None: every run in one group
+    draw(f"ecdf_{first or 'all'}", F.ecdf_by_level, df, first, m)
+    if a.curves is not None and len(a.curves) and "run_id" in df:
+        draw("curves_train_loss", F.learning_curves, a.curves, df, first, split="train", value="loss")
+        draw("curves_val_acc", F.learning_curves, a.curves, df, first, split="val", value="acc")
     if len(a.halfwidth):
         draw("halfwidth", F.halfwidth_vs_seeds, a.halfwidth)
     if len(a.failures):
@@ -545,9 +545,10 @@ def render(a: Analysis, finds: list[Finding], figs: dict[str, Path], *, title: s
          f"<p class='note'>{len(a.runs.df)} runs, metric <b>{esc(a.metric)}</b> "
          f"({'higher' if a.higher_is_better else 'lower'} is better), factors: {esc(', '.join(a.runs.factors) or 'none')}, "
          f"seed columns: {esc(', '.join(a.runs.seed_cols) or 'row order')}. Every number below is computed from "
-         f"these runs; CIs are 95% percentile bootstrap over seeds (1000 draws, fixed generator seed).</p>"]
+         f"these runs; CIs are 95% bootstrap intervals over seeds (seeds resampled jointly across configurations, "
+         f"1000 draws, fixed generator seed; the interval type of each variance share is in its note).</p>"]
     md = [f"# {title}\n", f"{len(a.runs.df)} runs, metric **{a.metric}**, factors: {', '.join(a.runs.factors) or 'none'}. "
-          "Every number is computed from these runs; CIs are 95% percentile bootstrap over seeds.\n"]
+          "Every number is computed from these runs; CIs are 95% bootstrap intervals over seeds.\n"]
     if a.runs.dropped:
         note = (f"{a.runs.dropped} runs have no value of {a.metric} (diverged with undefined weights) and are "
                 f"excluded; the design is then unbalanced.")
