@@ -1,40 +1,49 @@
 """Coverage study of the bootstrap CIs in ``sweep.analysis.variance.decompose``.
 
-Run: ``.venv/bin/python tools/validate_variance.py [--sims 1000] [--draws 1000] [--jobs 2]``.
+Run: ``.venv/bin/python tools/validate_variance.py [--sims 1000] [--other-sims 400] [--draws 1000]
+[--jobs 2]`` (``make validate``): about 140 s of CPU time, 1.5 minutes on 2 idle cores (5 minutes
+when the cores are shared with other jobs). For every checked row it prints the truth
+that row's CI targets, the Monte Carlo mean of the estimate, the coverage of that truth, "OK" when the
+coverage is within 93-97% and "OUT" otherwise (Monte Carlo SE of a coverage near 95%: 0.7 points at
+1000 simulations, 1.1 points at 400), the share of CIs entirely below / above the truth, the mean CI
+width and the runtime of each study.
 
-Design (realistic for a sweep): factors ``lr`` (3 levels) x ``hidden`` (4 levels), 20 seed tuples in
-a replicate design, fixed effects on an accuracy-like scale and independent seed noise:
+The truths (each row's ``target``):
 
-    y[c, s] = mu + alpha[lr] + beta[hidden] + gamma[lr, hidden] + e[c, s],   e ~ N(0, sigma^2)
+* ``E[SS]/E[SS_tot]`` (``method = eta2 / typeII``): the expected observed share at this number of
+  seeds, E[SS_X] / E[SS_total], with E[SS_X] = SS_X(mu) + df_X sigma^2 (SS_X(mu): the sums of squares
+  of the noise-free table, df_X: the term's degrees of freedom; for Type II the rank difference of the
+  two models) and E[SS_total] = SS_total(mu) + (N - 1) sigma^2. An observed share is biased upward by
+  seed noise (STATISTICS.md section 1); this is the value it estimates. Printed for information:
+  ``cov_inf``, the coverage of the S -> infinity share V_X / (V_total + sigma^2), which these CIs do
+  not target.
+* ``component share`` (``method = component``, scope global): sigma2_config / (sigma2_config +
+  sigma^2) with sigma2_config = sum_c n_c (mu_c - mu_n)^2 / ((C - 1) n0) (= sum_c (mu_c - mu)^2 /
+  (C - 1) when balanced), what (MS_between - MS_within) / n0 estimates for fixed configurations.
+* ``population share`` (scope "seed sources"): the random-effects variance of each seed source (and
+  interaction) over the total seed variance, as simulated.
 
-with alpha, beta centred and gamma double-centred, so the population (S -> infinity) variance of each
-source is the mean of its squared effects over the grid cells (V_A = mean(alpha^2), V_B = mean(beta^2),
-V_AB = mean(gamma^2)) and sigma^2 for the seeds. Each share's CI is checked against two targets:
+Studies:
 
-* ``expected``: the expected observed share at this S, E[SS_X] / E[SS_total] with
-  E[SS_X] = N V_X + df_X sigma^2 and E[SS_total] = N (V_A + V_B + V_AB) + (N - 1) sigma^2
-  (checked against the Monte Carlo mean of the observed share, printed as ``mc_mean``);
-* ``population``: the share as S -> infinity, V_X / (V_A + V_B + V_AB + sigma^2) (for eta2 rows), or
-  the variance-component share for ``method = component`` rows: sigma2_config / (sigma2_config +
-  sigma^2) with sigma2_config = sum_c (mu_c - mu)^2 / (C - 1) (what (MS_between - MS_within) / S
-  estimates for fixed configurations).
-
-A coverage within 93-97% (Monte Carlo SE ~0.7 points at 1000 simulations) is marked "ok".
-
-Also printed, for comparison only (``decompose`` does not use it): the coverage of the component
-share and ICC with a basic bootstrap that pivots on the bootstrap world's own value, the plug-in
-share with configuration variance MS_between / S and seed variance MS_within (S - 1) / S (resampling
-seeds re-adds seed noise to the configuration means, so the percentile interval of an unbiased
-estimate sits too high; this pivot removes that shift).
-
-Second study: a crossed seed design (same grid, init 5 x order 4 x split 3 levels per configuration,
-random effects drawn independently per configuration with variances 4, 1, 2 and error 1, times
-SIGMA^2): coverage of the population shares of the seed variance by the pigeonhole-bootstrap
-percentile CIs of the ``seed sources`` rows.
+1. ``replicate``: factors lr (3 levels) x hidden (4), 20 seed tuples in a replicate design, fixed
+   effects on an accuracy-like scale and independent seed noise, y[c, s] = mu_c + e[c, s],
+   e ~ N(0, 0.02^2); global rows and the conditional rows within each level of lr.
+2. ``three factors``: lr x hidden x optimizer (3 x 4 x 2) with a three-way interaction, 10 seeds:
+   the "higher-order interactions" row.
+3. ``unbalanced``: design 1 with the same 12 of 240 runs missing in every simulation: Type II rows
+   and the n0 components.
+4. ``crossed``: design 1's grid with init 5 x order 4 x split 3 crossed seeds per configuration,
+   random effects with variances init 4, order 1, split 2, init x split 1, error 1 (x 0.02^2), drawn
+   independently per configuration; init x order and order x split are 0 (truth on the boundary:
+   any interval reaching 0 covers it).
+5. ``crossed, shared``: as 4, but every configuration sees the same seed effects (the same init /
+   order / split level helps or hurts every configuration alike; only the error is per
+   configuration): shows what 3-5 levels per source can and cannot support.
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import time
@@ -56,6 +65,7 @@ from sweep.analysis.variance import decompose  # noqa: E402
 
 LR = [0.001, 0.01, 0.1]
 HIDDEN = [3, 16, 64, 256]
+OPT = ["adam", "sgd"]
 S = 20
 SIGMA = 0.02
 ALPHA = np.array([-0.02, 0.0, 0.02])
@@ -63,151 +73,249 @@ BETA = np.array([-0.015, -0.005, 0.005, 0.015])
 _G = np.array([[1.0, -1.0, 0.5, -0.5], [-0.5, 0.5, -1.0, 1.0], [0.0, 0.0, 0.0, 0.0]]) * 0.008
 GAMMA = _G - _G.mean(0, keepdims=True) - _G.mean(1, keepdims=True) + _G.mean()
 MU = 0.9 + ALPHA[:, None] + BETA[None, :] + GAMMA          # (3, 4) configuration means
+# three factors: adds an optimizer effect, its interaction with lr and a three-way interaction
+S3 = int(os.environ.get("VALIDATE_SEEDS3", 20))
+_D = np.array([-0.01, 0.01])
+_H = np.array([[[1, -1], [-1, 1], [0, 0], [0, 0]], [[-1, 1], [1, -1], [1, -1], [-1, 1]],
+               [[0, 0], [0, 0], [-1, 1], [1, -1]]], dtype=float) * 0.006
+MU3 = MU[:, :, None] + _D[None, None, :] + np.array([0.004, 0.0, -0.004])[:, None, None] * np.array([1, -1]) + _H
+# unbalanced: the same missing runs (config index, seed index) in every simulation
+MISSING = [(0, 1), (0, 7), (1, 3), (2, 2), (2, 15), (4, 9), (5, 0), (6, 18), (8, 4), (9, 11), (10, 6), (11, 19)]
+# crossed seed design: variances (in units of SIGMA^2) and levels
+CROSSED_VAR = {"init": 4.0, "order": 1.0, "split": 2.0, "init × split": 1.0, "error": 1.0}
+CROSSED_LEVELS = (5, 4, 3)
+RESIDUAL_LABEL = "residual (init × order × split interaction and error)"
+
+INTERVAL = {"eta2": "basic, logit, bias-corr., expanded", "typeII": "basic, logit, bias-corr., expanded",
+            "component": "basic, bias-corr., expanded", "sources": "basic, bias-corr., RE bootstrap",
+            "sd": "percentile"}
 
 
-def targets() -> pd.DataFrame:
-    """Population and expected-observed values of every checked (source, method)."""
-    C, N = MU.size, MU.size * S
-    va, vb, vab, s2 = (ALPHA ** 2).mean(), (BETA ** 2).mean(), (GAMMA ** 2).mean(), SIGMA ** 2
-    vcfg = va + vb + vab
-    e_tot = N * vcfg + (N - 1) * s2
-    e = {"lr": N * va + 2 * s2, "hidden": N * vb + 3 * s2, "lr × hidden": N * vab + 6 * s2,
-         "seed (residual)": C * (S - 1) * s2, "between configurations": N * vcfg + (C - 1) * s2,
-         "seed (within configuration)": C * (S - 1) * s2}
-    pop = {"lr": va, "hidden": vb, "lr × hidden": vab, "seed (residual)": s2,
-           "between configurations": vcfg, "seed (within configuration)": s2}
-    rows = [{"source": k, "method": "eta2", "expected": e[k] / e_tot, "population": pop[k] / (vcfg + s2)}
-            for k in e]
-    s2cfg = ((MU - MU.mean()) ** 2).sum() / (C - 1)
-    icc = s2cfg / (s2cfg + s2)
-    # E[MS_b - MS_w] / S = s2cfg exactly, so the component's "expected" value is its population value
-    for src, val in [("between configurations", icc), ("seed (within configuration)", 1 - icc),
-                     ("reliability (ICC)", icc)]:
-        rows.append({"source": src, "method": "component", "expected": val, "population": val})
-    return pd.DataFrame(rows)
+# ------------------------------------------------------------------------------------- helpers
+
+def grid_frame(mu: np.ndarray, names: list[str], levels: list[list], n_seeds: int, y: np.ndarray) -> pd.DataFrame:
+    """Replicate-design runs table: ``mu`` only fixes the grid shape, ``y`` has shape (*grid, n_seeds)."""
+    idx = np.meshgrid(*[np.arange(n) for n in mu.shape], np.arange(n_seeds), indexing="ij")
+    df = pd.DataFrame({name: pd.Series(lv).to_numpy()[ix.ravel()] for name, lv, ix in zip(names, levels, idx)})
+    s = idx[-1].ravel()
+    df["seed_init"], df["seed_order"], df["seed_split"] = s, s, 0
+    df["val_acc"] = y.ravel()
+    return df
 
 
-def simulate(i: int, draws: int) -> pd.DataFrame:
-    """One simulated sweep and its decomposition (global rows only)."""
-    rng = np.random.default_rng(10_000 + i)
-    lr, hid, s = np.meshgrid(np.arange(3), np.arange(4), np.arange(S), indexing="ij")
-    y = MU[lr, hid] + rng.normal(0.0, SIGMA, size=lr.shape)
-    df = pd.DataFrame({"lr": np.array(LR)[lr.ravel()], "hidden": np.array(HIDDEN)[hid.ravel()],
-                       "seed_init": s.ravel(), "seed_order": s.ravel(), "seed_split": 0,
-                       "val_acc": y.ravel()})
-    runs = prepare(df, "val_acc", ["lr", "hidden"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        out = decompose(runs, n_boot=draws, seed=i, conditional=False)
-    out = out[out["scope"] == "global"].copy()
-    # comparison only: basic bootstrap pivoting on the bootstrap world's share (same draws)
+def expected_shares(mu: np.ndarray, names: list[str], levels: list[list], n_seeds: int,
+                    missing: list[tuple[int, int]] = ()) -> dict[tuple[str, str, str], float]:
+    """Truths of the eta2 / typeII / component rows: ``{(scope, source, method): value}`` from the
+    noise-free table (every run = its configuration mean) and sigma^2 = SIGMA^2."""
+    s2 = SIGMA ** 2
+    y = np.repeat(mu[..., None], n_seeds, axis=-1)
+    df = grid_frame(mu, names, levels, n_seeds, y)
+    C = mu.size
+    drop = [c * n_seeds + s for c, s in missing]
+    df = df.drop(index=drop).reset_index(drop=True)
+    runs = prepare(df, "val_acc", names)
     Y = runs.matrix()
-    W, _ = V._draws(V._seed_design(runs), S, draws, np.random.default_rng(i))
-    ow = V._oneway(Y, W)
-    s_cfg, s_seed, _ = V._components(ow)
-    share = s_cfg / (s_cfg + s_seed)
-    C = Y.shape[0]
-    ms_b, ms_w = ow.ss_between[0] / (C - 1), ow.ss_within[0] / (C * S - C)
-    world = (ms_b / S) / (ms_b / S + ms_w * (S - 1) / S)
-    lo, hi = np.percentile(share[1:], [2.5, 97.5])
-    alt = {"scope": "global", "source": "reliability (ICC)", "method": "component (pivot, comparison)",
-           "share": share[0], "ci_low": share[0] - (hi - world), "ci_high": share[0] - (lo - world)}
-    out = pd.concat([out, pd.DataFrame([alt])], ignore_index=True)
-    out["sim"] = i
+    N = int(np.isfinite(Y).sum())
+    ow = V._oneway(Y, np.ones((1, Y.shape[1])))
+    e_tot = float(ow.ss_total[0]) + (N - 1) * s2
+    out = {("global", V.BETWEEN, "eta2"): (float(ow.ss_between[0]) + (C - 1) * s2) / e_tot,
+           ("global", V.WITHIN, "eta2"): (N - C) * s2 / e_tot}
+    n = np.isfinite(Y).sum(axis=1).astype(float)
+    n0 = (N - (n ** 2).sum() / N) / (C - 1)
+    m = np.nanmean(Y, axis=1)
+    mn = (n * m).sum() / N
+    s2cfg = (n * (m - mn) ** 2).sum() / ((C - 1) * n0)
+    icc = s2cfg / (s2cfg + s2)
+    out[("global", V.BETWEEN, "component")] = icc
+    out[("global", V.WITHIN, "component")] = 1 - icc
+    out[("global", V.ICC, "component")] = icc
+    fac = V._factors(runs)
+    if runs.balanced:
+        ss = V.factorial_ss(runs).set_index("source")
+        for src, r in ss.drop("total").iterrows():
+            out[("global", src, "eta2")] = (r["ss"] + r["df"] * s2) / e_tot
+        # conditional scopes: within each level of the first factor, one-way over the other factors
+        a = 0
+        for li, lv in enumerate(fac.levels[a]):
+            sel = fac.codes[:, a] == li
+            Ys = Y[sel]
+            ows = V._oneway(Ys, np.ones((1, Y.shape[1])))
+            Cs, Ns = Ys.shape[0], Ys.size
+            et = float(ows.ss_total[0]) + (Ns - 1) * s2
+            scope = f"{names[a]}={lv}"
+            out[(scope, V.BETWEEN, "eta2")] = (float(ows.ss_between[0]) + (Cs - 1) * s2) / et
+            out[(scope, V.WITHIN, "eta2")] = (Ns - Cs) * s2 / et
+            if len(names) == 2:       # the other factor's one-way share is the between share
+                out[(scope, names[1], "eta2")] = out[(scope, V.BETWEEN, "eta2")]
+    else:
+        ss, _, _ = V._typeII(Y, np.ones((1, Y.shape[1])), fac)
+        X, terms, index = V._design(fac, np.nonzero(np.isfinite(Y))[0])
+        allcols = np.arange(X.shape[1])
+        for i, T in enumerate(terms):
+            containing = [j for j, U in enumerate(terms) if set(T) <= set(U)]
+            without = np.setdiff1d(allcols, np.concatenate([index[j] for j in containing]))
+            df_t = np.linalg.matrix_rank(X[:, np.union1d(without, index[i])]) - np.linalg.matrix_rank(X[:, without])
+            out[("global", V._term_label(T, names), "typeII")] = (float(ss[T][0]) + df_t * s2) / e_tot
+        out[("global", V.RESIDUAL, "typeII")] = (N - C) * s2 / e_tot
     return out
 
 
-# crossed seed design: variances of init, order, split, error (in units of SIGMA^2), levels
-CROSSED_VAR = {"init": 4.0, "order": 1.0, "split": 2.0, "error": 1.0}
-CROSSED_LEVELS = (5, 4, 3)
+def population_shares(mu: np.ndarray) -> dict[str, float]:
+    """S -> infinity shares of the balanced factorial terms and between/within (information only)."""
+    s2 = SIGMA ** 2
+    k = mu.ndim
+    terms = [(a,) for a in range(k)] + list(itertools.combinations(range(k), 2))
+    ss = V._term_ss(mu[None], terms)
+    var = {T: float(v[0]) / mu.size for T, v in ss.items()}
+    vcfg = float(((mu - mu.mean()) ** 2).mean())
+    tot = vcfg + s2
+    names = ["lr", "hidden", "opt"][:k]
+    out = {V._term_label(T, names): v / tot for T, v in var.items()}
+    if k >= 3:
+        out[V.HIGHER] = (vcfg - sum(var.values())) / tot
+    out[V.BETWEEN], out[V.WITHIN], out[V.RESIDUAL] = vcfg / tot, s2 / tot, s2 / tot
+    return out
 
 
-def crossed_targets() -> dict[str, float]:
+def _decompose(df: pd.DataFrame, factors: list[str], draws: int, seed: int, conditional: bool) -> pd.DataFrame:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = decompose(prepare(df, "val_acc", factors), n_boot=draws, seed=seed, conditional=conditional)
+    return out[out["method"].isin(["eta2", "typeII", "component"])]
+
+
+# ------------------------------------------------------------------------------------- studies
+
+def sim_replicate(i: int, draws: int) -> pd.DataFrame:
+    rng = np.random.default_rng(10_000 + i)
+    y = MU[..., None] + rng.normal(0.0, SIGMA, size=(*MU.shape, S))
+    out = _decompose(grid_frame(MU, ["lr", "hidden"], [LR, HIDDEN], S, y), ["lr", "hidden"], draws, i, True)
+    return out.assign(sim=i)
+
+
+def sim_three(i: int, draws: int) -> pd.DataFrame:
+    rng = np.random.default_rng(20_000 + i)
+    y = MU3[..., None] + rng.normal(0.0, SIGMA, size=(*MU3.shape, S3))
+    out = _decompose(grid_frame(MU3, ["lr", "hidden", "opt"], [LR, HIDDEN, OPT], S3, y),
+                     ["lr", "hidden", "opt"], draws, i, False)
+    return out[out["scope"] == "global"].assign(sim=i)
+
+
+def sim_unbalanced(i: int, draws: int) -> pd.DataFrame:
+    rng = np.random.default_rng(30_000 + i)
+    y = MU[..., None] + rng.normal(0.0, SIGMA, size=(*MU.shape, S))
+    df = grid_frame(MU, ["lr", "hidden"], [LR, HIDDEN], S, y)
+    df = df.drop(index=[c * S + s for c, s in MISSING])
+    out = _decompose(df, ["lr", "hidden"], draws, i, False)
+    return out[out["scope"] == "global"].assign(sim=i)
+
+
+def crossed_truth() -> dict[str, float]:
     tot = sum(CROSSED_VAR.values())
-    return {"init": 4.0 / tot, "order": 1.0 / tot, "split": 2.0 / tot, "init × order": 0.0,
-            "init × split": 0.0, "order × split": 0.0,
-            "residual (init × order × split interaction and error)": 1.0 / tot}
+    return {"init": CROSSED_VAR["init"] / tot, "order": CROSSED_VAR["order"] / tot,
+            "split": CROSSED_VAR["split"] / tot, "init × order": 0.0,
+            "init × split": CROSSED_VAR["init × split"] / tot, "order × split": 0.0,
+            RESIDUAL_LABEL: CROSSED_VAR["error"] / tot}
 
 
-def simulate_crossed(i: int, draws: int) -> pd.DataFrame:
-    rng = np.random.default_rng(50_000 + i)
+def _crossed(i: int, draws: int, shared: bool) -> pd.DataFrame:
+    rng = np.random.default_rng((60_000 if shared else 50_000) + i)
     a, b, c = CROSSED_LEVELS
     I, O, P = np.meshgrid(np.arange(a), np.arange(b), np.arange(c), indexing="ij")
+    sd = {k: SIGMA * np.sqrt(v) for k, v in CROSSED_VAR.items()}
+
+    def effects() -> np.ndarray:
+        return (rng.normal(0, sd["init"], a)[I] + rng.normal(0, sd["order"], b)[O] + rng.normal(0, sd["split"], c)[P]
+                + rng.normal(0, sd["init × split"], (a, c))[I, P])
+
+    common = effects()
     frames = []
     for li, lr in enumerate(LR):
         for hi, hidden in enumerate(HIDDEN):
-            sd = {k: SIGMA * np.sqrt(v) for k, v in CROSSED_VAR.items()}
-            y = (MU[li, hi] + rng.normal(0, sd["init"], a)[I] + rng.normal(0, sd["order"], b)[O]
-                 + rng.normal(0, sd["split"], c)[P] + rng.normal(0, sd["error"], I.shape))
+            y = MU[li, hi] + (common if shared else effects()) + rng.normal(0, sd["error"], I.shape)
             frames.append(pd.DataFrame({"lr": lr, "hidden": hidden, "seed_init": I.ravel(),
                                         "seed_order": O.ravel(), "seed_split": P.ravel(), "val_acc": y.ravel()}))
-    runs = prepare(pd.concat(frames, ignore_index=True), "val_acc", ["lr", "hidden"])
-    out = decompose(runs, n_boot=draws, seed=i, conditional=False)
-    out = out[out["scope"] == "seed sources"].copy()
-    out["sim"] = i
-    return out
+    out = decompose(prepare(pd.concat(frames, ignore_index=True), "val_acc", ["lr", "hidden"]), n_boot=draws,
+                    seed=i, conditional=False)
+    return out[out["scope"] == "seed sources"].assign(sim=i)
+
+
+def sim_crossed(i: int, draws: int) -> pd.DataFrame:
+    return _crossed(i, draws, False)
+
+
+def sim_crossed_shared(i: int, draws: int) -> pd.DataFrame:
+    return _crossed(i, draws, True)
+
+
+# ------------------------------------------------------------------------------------- summary
+
+def summarize(study: str, res: pd.DataFrame, truth: dict, info: dict | None = None) -> pd.DataFrame:
+    """One line per (scope, source, method): coverage of ``truth[(scope, source, method)]``."""
+    lines = []
+    for (scope, src, method), g in res.groupby(["scope", "source", "method"], sort=False):
+        key = (scope, src, method) if (scope, src, method) in truth else src
+        if key not in truth:
+            continue
+        t = truth[key]
+        cov = float(((g["ci_low"] <= t) & (t <= g["ci_high"])).mean())
+        row = {"study": study, "scope": scope, "source": src, "method": method,
+               "interval": INTERVAL["sources" if scope == V.SEED_SCOPE else method],
+               "target": ("population share" if scope == V.SEED_SCOPE else
+                          "component share" if method == "component" else "E[SS]/E[SS_tot]"),
+               "truth": t, "mc_mean": g["share"].mean(), "n": len(g), "coverage": cov,
+               "band": ("OK" if 0.93 <= cov <= 0.97 else "OUT") + (" (truth 0: boundary)" if t == 0 else ""),
+               "below": float((g["ci_high"] < t).mean()), "above": float((g["ci_low"] > t).mean()),
+               "width": float((g["ci_high"] - g["ci_low"]).mean())}
+        if info is not None and scope == "global" and method == "eta2" and src in info:
+            row["cov_inf"] = float(((g["ci_low"] <= info[src]) & (info[src] <= g["ci_high"])).mean())
+        lines.append(row)
+    return pd.DataFrame(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sims", type=int, default=1000)
-    ap.add_argument("--draws", type=int, default=1000)
+    ap.add_argument("--sims", type=int, default=1000, help="simulations of the replicate study")
+    ap.add_argument("--draws", type=int, default=1000, help="bootstrap draws per simulation")
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--crossed-sims", type=int, default=500)
+    ap.add_argument("--other-sims", type=int, default=400,
+                    help="simulations of the three-factor, unbalanced and crossed studies")
+    ap.add_argument("--shared-sims", type=int, default=200, help="simulations of the crossed-shared study")
     args = ap.parse_args()
-    t0 = time.perf_counter()
+    t_start = time.perf_counter()
+    studies = [("replicate", sim_replicate, args.sims,
+                expected_shares(MU, ["lr", "hidden"], [LR, HIDDEN], S), population_shares(MU)),
+               ("three factors", sim_three, args.other_sims,
+                expected_shares(MU3, ["lr", "hidden", "opt"], [LR, HIDDEN, OPT], S3), population_shares(MU3)),
+               ("unbalanced", sim_unbalanced, args.other_sims,
+                expected_shares(MU, ["lr", "hidden"], [LR, HIDDEN], S, MISSING), None),
+               ("crossed", sim_crossed, args.other_sims, crossed_truth(), None),
+               ("crossed, shared", sim_crossed_shared, args.shared_sims, crossed_truth(), None)]
+    tables, times = [], []
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        parts = list(pool.map(simulate, range(args.sims), [args.draws] * args.sims, chunksize=25))
-        t1 = time.perf_counter()
-        cparts = list(pool.map(simulate_crossed, range(args.crossed_sims), [args.draws] * args.crossed_sims,
-                               chunksize=10)) if args.crossed_sims else []
-    res = pd.concat(parts, ignore_index=True)
-    tg = pd.concat([targets(), pd.DataFrame([
-        {"source": "reliability (ICC)", "method": "component (pivot, comparison)", **{
-            k: targets().set_index(["source", "method"]).loc[("reliability (ICC)", "component"), k]
-            for k in ("expected", "population")}}])], ignore_index=True)
-    res = res.merge(tg, on=["source", "method"], how="inner")
-    lines = []
-    for (src, method), g in res.groupby(["source", "method"], sort=False):
-        row = {"source": src, "method": method, "mc_mean": g["share"].mean(),
-               "expected": g["expected"].iloc[0], "population": g["population"].iloc[0]}
-        for tgt in ("expected", "population"):
-            cov = ((g["ci_low"] <= g[tgt]) & (g[tgt] <= g["ci_high"])).mean()
-            row[f"cov_{tgt}"] = cov
-            row[f"ok_{tgt}"] = "ok" if 0.93 <= cov <= 0.97 else "OUT"
-        row["below"] = (g["ci_high"] < g["population"]).mean()
-        row["above"] = (g["ci_low"] > g["population"]).mean()
-        lines.append(row)
-    table = pd.DataFrame(lines)
-    pd.set_option("display.width", 200)
-    pd.set_option("display.max_columns", 20)
-    print(f"design: lr {len(LR)} x hidden {len(HIDDEN)} grid, {S} seeds (replicate), sigma_seed={SIGMA}; "
-          f"{args.sims} simulations x {args.draws} bootstrap draws, 95% percentile CIs")
-    print("cov_expected: coverage of the expected observed share at this S; cov_population: coverage of "
-          "the S->inf share (eta2) / the variance-component share (component); below/above: CI entirely "
-          "below/above the population value")
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    print(f"replicate study: {t1 - t0:.1f} s")
-    if cparts:
-        cres = pd.concat(cparts, ignore_index=True)
-        truth = crossed_targets()
-        cres["population"] = cres["source"].map(truth)
-        lines = []
-        for src, g in cres.groupby("source", sort=False):
-            cov = ((g["ci_low"] <= g["population"]) & (g["population"] <= g["ci_high"])).mean()
-            lines.append({"source": src, "mc_mean": g["share"].mean(), "population": truth[src],
-                          "coverage": cov, "ok": "ok" if 0.93 <= cov <= 0.97 else "OUT",
-                          "below": (g["ci_high"] < g["population"]).mean(),
-                          "above": (g["ci_low"] > g["population"]).mean(),
-                          "est_in_ci": ((g["ci_low"] <= g["share"]) & (g["share"] <= g["ci_high"])).mean()})
-        a, b, c = CROSSED_LEVELS
-        print(f"\ncrossed seed design: {len(LR)} x {len(HIDDEN)} grid, init {a} x order {b} x split {c} per "
-              f"configuration, variances {CROSSED_VAR} x sigma^2; {args.crossed_sims} simulations x "
-              f"{args.draws} pigeonhole draws; coverage of the population share of the seed variance "
-              "(est_in_ci: share of CIs containing their own point estimate)")
-        print(pd.DataFrame(lines).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-        print(f"crossed study: {time.perf_counter() - t1:.1f} s")
-    print(f"runtime: {time.perf_counter() - t0:.1f} s ({args.jobs} processes)")
+        for name, fn, n, truth, info in studies:
+            if n <= 0:
+                continue
+            t0 = time.perf_counter()
+            parts = list(pool.map(fn, range(n), [args.draws] * n, chunksize=max(1, n // (8 * args.jobs))))
+            tables.append(summarize(name, pd.concat(parts, ignore_index=True), truth, info))
+            times.append((name, n, time.perf_counter() - t0))
+    table = pd.concat(tables, ignore_index=True)
+    pd.set_option("display.width", 250)
+    pd.set_option("display.max_columns", 30)
+    pd.set_option("display.max_colwidth", 60)
+    print(f"coverage of the 95% CIs of sweep.analysis.variance.decompose: {args.draws} bootstrap draws per "
+          "simulation; band OK = coverage within 93-97%; below/above: CI entirely below/above the truth; "
+          "cov_inf (information only): coverage of the S -> infinity share, which eta2 CIs do not target")
+    for name, n, sec in times:
+        sub = table[table["study"] == name].drop(columns="study")
+        print(f"\n== {name}: {n} simulations, {sec:.1f} s")
+        print(sub.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep=""))
+    n_out = int((~table["band"].str.startswith("OK")).sum())
+    n_bound = int(table["band"].str.contains("boundary").sum())
+    print(f"\n{len(table)} rows, {len(table) - n_out} OK, {n_out} OUT ({n_bound} of them with the truth at the "
+          f"boundary 0)")
+    print(f"runtime: {time.perf_counter() - t_start:.1f} s ({args.jobs} processes)")
 
 
 if __name__ == "__main__":
