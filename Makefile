@@ -6,7 +6,7 @@ STUDY  ?= studies/default.toml
 N_JOBS ?= 0
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install test sweep report show validate clean
+.PHONY: help install test sweep report show validate overhead clean
 
 help:  ## list the targets
 	@awk -F ':.*## ' '/^[a-z]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,6 +31,9 @@ report: $(STAMP)  ## analysis, figures and report.html of STUDY's results
 
 validate: $(STAMP)  ## coverage study of the variance CIs (several minutes)
 	$(PY) tools/validate_variance.py
+
+overhead: $(STAMP)  ## per-trial storage overhead of STUDY: SQLite vs PostgreSQL (needs Debian's postgresql)
+	$(PY) tools/storage_overhead.py $(STUDY)
 
 show: $(STAMP)  ## progress and top configurations of STUDY's results
 	$(PY) -m sweep show $(STUDY)

@@ -1,11 +1,17 @@
-"""Command line: ``sweep run / export / show`` (also ``python -m sweep``). Exit codes: 0 ok, 2 bad
-input (the message says what to fix), 1 failure, 130 interrupted (rerun the same command to resume)."""
+"""Command line: ``sweep run / worker / export / show / report / analyze`` (also ``python -m sweep``).
+Exit codes: 0 ok, 2 bad input (the message says what to fix), 1 failure, 130 interrupted (rerun the
+same command to resume). A storage URL may come from ``SWEEP_STORAGE`` instead of ``--storage``; its
+password is masked in everything sweep prints, logs or writes."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import shlex
+import signal
 import sys
+import traceback
 from pathlib import Path
 
 from .spec import SpecError, load_spec
@@ -15,15 +21,133 @@ def _storage_arg(value: str | None) -> str | None:
     return value or os.environ.get("SWEEP_STORAGE") or None
 
 
+class _MaskingFormatter(logging.Formatter):
+    """Every log line (ours, Optuna's, SQLAlchemy's, warnings) with storage passwords masked."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from .store import mask_secrets
+        return mask_secrets(super().format(record))
+
+
+class _LevelFilter(logging.Filter):
+    """sweep's own records from ``sweep_level``, everyone else's (Optuna, Dask, ...) from ``level``."""
+
+    def __init__(self, level: int, sweep_level: int):
+        super().__init__()
+        self.level, self.sweep_level = level, sweep_level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ours = record.name == "sweep" or record.name.startswith("sweep.")
+        return record.levelno >= (self.sweep_level if ours else self.level)
+
+
+def _setup_logging(quiet: bool = False, capture_warnings: bool = False) -> None:
+    """stderr logging through the masking formatter. Default: warnings, plus sweep's own progress
+    lines (INFO) unless --quiet; SWEEP_LOG=DEBUG|INFO|WARNING|ERROR sets the level of every logger."""
+    env = os.environ.get("SWEEP_LOG", "").upper()
+    env_level = logging.getLevelName(env) if env in ("DEBUG", "INFO", "WARNING", "ERROR") else None
+    level = env_level or logging.WARNING
+    sweep_level = env_level or (logging.WARNING if quiet else logging.INFO)
+    root = logging.getLogger()
+    handler = next((h for h in root.handlers if isinstance(h.formatter, _MaskingFormatter)), None)
+    if handler is None:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+        root.addHandler(handler)
+    handler.filters = [_LevelFilter(level, sweep_level)]
+    if env_level is not None:
+        root.setLevel(env_level)
+    elif root.level == logging.NOTSET or root.level > logging.WARNING:
+        root.setLevel(logging.WARNING)
+    logging.getLogger("sweep").setLevel(sweep_level)
+    if capture_warnings:
+        logging.captureWarnings(True)
+
+
+def _optuna_logs_through_ours() -> None:
+    """Optuna's log records go through the masking handler instead of Optuna's own stderr handler."""
+    import optuna
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.disable_default_handler()
+    optuna.logging.enable_propagation()
+
+
+def _masked_command() -> str:
+    from .store import mask_secrets
+    return mask_secrets(" ".join(shlex.quote(a) for a in sys.argv))
+
+
+def _terminate_as_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (a cluster scheduler, a container stop) stops a run like Ctrl-C: trials in flight are
+    marked failed at once, so other workers re-run them without waiting for the grace period."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    except ValueError:          # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_options(args: argparse.Namespace) -> dict:
+    backend = args.backend or ("dask" if args.scheduler else "loky")
+    if args.scheduler and backend != "dask":
+        raise SpecError("--scheduler is for --backend dask")
+    if args.heartbeat_interval < 1:
+        raise SpecError(f"--heartbeat-interval: {args.heartbeat_interval} is not allowed; allowed: an integer >= 1")
+    if args.grace_period <= args.heartbeat_interval:
+        raise SpecError(f"--grace-period: {args.grace_period} is not allowed; allowed: an integer > "
+                        f"--heartbeat-interval ({args.heartbeat_interval})")
+    return dict(n_jobs=args.n_jobs or None, progress=not args.quiet, command=_masked_command(),
+                backend=backend,
+                scheduler=(args.scheduler or os.environ.get("SWEEP_SCHEDULER") or None) if backend == "dask" else None,
+                heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period)
+
+
+def _print_summary(summary) -> None:
+    where = f"{summary.out_dir}/runs.csv" if summary.paths else "the storage"
+    print(f"{summary.n_runs} runs in {where} ({summary.n_trials_run} trials trained now, "
+          f"{summary.wall_s:.1f} s wall, {summary.engine_s:.1f} s in the engine summed over workers, "
+          f"{summary.storage_s:.1f} s in storage calls)")
+    if summary.discarded:
+        print(f"{summary.discarded} trial(s) trained here were failed meanwhile by another worker and re-run there")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .runner import run_study
     spec = load_spec(args.spec)
-    summary = run_study(spec, out=args.out, storage=_storage_arg(args.storage), n_jobs=args.n_jobs or None,
-                        fresh=args.fresh, progress=not args.quiet,
-                        command=" ".join(shlex.quote(a) for a in sys.argv))
-    print(f"{summary.n_runs} runs in {summary.out_dir}/runs.csv ({summary.n_trials_run} trials trained now, "
-          f"{summary.wall_s:.1f} s wall, {summary.engine_s:.1f} s in the engine summed over workers)")
+    options = _run_options(args)
+    _optuna_logs_through_ours()
+    with _sigterm_as_interrupt():
+        summary = run_study(spec, out=args.out, storage=_storage_arg(args.storage), fresh=args.fresh, **options)
+    _print_summary(summary)
     print(f"next: sweep show {summary.out_dir}")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from .runner import run_study
+    from .store import mask_url
+    spec = load_spec(args.spec)
+    url = _storage_arg(args.storage)
+    if not url:
+        raise SpecError("sweep worker needs the shared storage: --storage postgresql://USER@HOST/DB or "
+                        "SWEEP_STORAGE=postgresql://USER:PASSWORD@HOST/DB")
+    options = _run_options(args)
+    _optuna_logs_through_ours()
+    with _sigterm_as_interrupt():
+        summary = run_study(spec, out=args.out, storage=url, export_results=not args.no_export, role="worker",
+                            **options)
+    _print_summary(summary)
+    print(f"study {spec.study.name} in {mask_url(url)} is complete; export it anywhere with: "
+          f"sweep export {summary.out_dir} --storage URL")
     return 0
 
 
@@ -43,7 +167,7 @@ def _open_from_dir(directory: Path, storage: str | None):
         raise SpecError(f"{directory} is not a results folder of sweep (no spec.toml in it)")
     spec = load_spec(spec_path)
     url = storage or storage_url_for(directory)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    _optuna_logs_through_ours()
     try:
         study = optuna.load_study(study_name=spec.study.name, storage=open_storage(url))
     except KeyError:
@@ -51,11 +175,25 @@ def _open_from_dir(directory: Path, storage: str | None):
     return spec, study, url
 
 
+def _spec_for_dir(arg: str, directory: Path):
+    """The spec of a results folder: its spec.toml, else the study file given instead of a folder."""
+    if (directory / "spec.toml").exists():
+        return directory
+    path = Path(arg)
+    if path.suffix == ".toml" and path.is_file():
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "spec.toml").write_text(load_spec(path).source)
+    return directory
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from .store import export
     directory = _results_dir(args.dir)
-    spec, study, url = _open_from_dir(directory, _storage_arg(args.storage))
-    paths = export(study, spec, directory, {"storage": url, "command": " ".join(sys.argv)})
+    storage = _storage_arg(args.storage)
+    if storage:                     # exporting on another host: the folder may not exist yet
+        _spec_for_dir(args.dir, directory)
+    spec, study, url = _open_from_dir(directory, storage)
+    paths = export(study, spec, directory, {"storage": url, "command": _masked_command()})
     print(f"wrote {paths['runs']}, {paths['curves']}, {paths['meta']}")
     return 0
 
@@ -87,6 +225,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     import time
     from .report import report_dir
     directory = _results_dir(args.dir)
+    if args.storage:                # report straight from a storage: export it first
+        from .store import export
+        _spec_for_dir(args.dir, directory)
+        spec, study, url = _open_from_dir(directory, args.storage)
+        export(study, spec, directory, {"storage": url, "command": _masked_command()})
     if not (directory / "runs.csv").exists():
         raise SpecError(f"{directory} has no runs.csv: run the study first (sweep run SPEC) or sweep export {directory}")
     t0 = time.perf_counter()
@@ -120,6 +263,18 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 DIR_HELP = "results folder, or a study file (standing for results/<its name>)"
 
 
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no progress log")
+    p.add_argument("--backend", choices=("loky", "dask"),
+                   help="where training jobs run: loky (local processes, default) or dask")
+    p.add_argument("--scheduler", help="Dask scheduler address tcp://HOST:PORT (implies --backend dask; "
+                                       "without it --backend dask starts a local cluster of --n-jobs workers)")
+    p.add_argument("--heartbeat-interval", type=int, default=5, metavar="S",
+                   help="seconds between heartbeats of the trials in flight (default 5)")
+    p.add_argument("--grace-period", type=int, default=20, metavar="S",
+                   help="a trial whose heartbeat is older than this is failed and re-run (default 20)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sweep", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -130,20 +285,31 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--storage", help="Optuna storage URL (default: SQLite in the results folder; "
                                      "or set SWEEP_STORAGE)")
     r.add_argument("--fresh", action="store_true", help="move existing results aside and start over")
-    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_run_options(r)
     r.set_defaults(func=cmd_run)
+    w = sub.add_parser("worker", help="join (or create) a study in a shared storage and train its trials "
+                                      "until the design is complete; start any number, on any hosts")
+    w.add_argument("spec", help="study file (the same on every host)")
+    w.add_argument("--storage", help="shared Optuna storage URL, e.g. postgresql://USER@HOST:5432/DB "
+                                     "(or set SWEEP_STORAGE, which keeps the password out of shell history)")
+    w.add_argument("--out", help="results folder written at the end (default results/<study name>)")
+    w.add_argument("--n-jobs", type=int, default=0, help="local training processes (default: all cores)")
+    w.add_argument("--no-export", action="store_true", help="write no results folder on this host")
+    _add_run_options(w)
+    w.set_defaults(func=cmd_worker)
     e = sub.add_parser("export", help="write runs.csv, curves.csv, meta.json from the storage")
     e.add_argument("dir", help=DIR_HELP)
-    e.add_argument("--storage")
+    e.add_argument("--storage", help="storage URL (default: the folder's meta.json or study.db; SWEEP_STORAGE)")
     e.set_defaults(func=cmd_export)
     s = sub.add_parser("show", help="progress and the top configurations of a study")
     s.add_argument("dir", help=DIR_HELP)
-    s.add_argument("--storage")
+    s.add_argument("--storage", help="storage URL (default: the folder's meta.json or study.db; SWEEP_STORAGE)")
     s.add_argument("--top", type=int, default=5)
     s.set_defaults(func=cmd_show)
     rp = sub.add_parser("report", help="analysis, figures and report.html/report.md of a results folder")
     rp.add_argument("dir", help=DIR_HELP)
     rp.add_argument("--metric", help="column to analyse (default: the study's objective)")
+    rp.add_argument("--storage", help="export the study from this storage URL first (any host)")
     rp.set_defaults(func=cmd_report)
     an = sub.add_parser("analyze", help="the same analysis and report on any one-row-per-run CSV")
     an.add_argument("csv")
@@ -158,16 +324,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .store import StorageError, mask_secrets, register_secret
+    register_secret(os.environ.get("SWEEP_STORAGE"))
+    for a in (sys.argv if argv is None else argv):
+        if "://" in a or "password=" in a:
+            register_secret(a)
     args = build_parser().parse_args(argv)
+    _setup_logging(quiet=getattr(args, "quiet", False), capture_warnings=argv is None)
     try:
         return args.func(args)
     except SpecError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(mask_secrets(f"error: {exc}"), file=sys.stderr)
         return 2
+    except StorageError as exc:
+        print(mask_secrets(f"error: {exc}"), file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("\ninterrupted: trials in flight were marked failed; run the same command again to resume",
               file=sys.stderr)
         return 130
+    except Exception as exc:    # never let a traceback echo a storage URL: print it masked
+        print(mask_secrets("".join(traceback.format_exception(exc))), file=sys.stderr, end="")
+        from .store import describe_error
+        print(f"error: {type(exc).__name__}: {describe_error(exc)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

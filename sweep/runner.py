@@ -1,14 +1,25 @@
-"""The Optuna runner: the parent process owns the study (ask/tell), joblib processes train.
+"""The Optuna runner: each process owns its asks and tells, joblib (loky or Dask) trains.
 
 One trial = one configuration on the whole seed set. Trials are asked in generations of a fixed size
-(``study.batch``), trained in parallel, then told, so the sampler's sequence depends on the spec only,
-never on ``n_jobs`` or timing. The storage is the truth: every generation starts by failing trials
-whose process died (same host: its PID is gone; any host: its heartbeat is stale) and re-enqueueing
-every designed configuration that has no finished, running or waiting trial. So a killed sweep, run
-again, finishes exactly the designed set: nothing lost, nothing run twice.
+(``study.batch``), trained in parallel, then told. With one worker the sampler's sequence depends on
+the spec only, never on ``n_jobs``, the backend or timing. The storage is the truth: every generation
+starts by failing trials whose process died (same host: its PID is gone; any host: its heartbeat is
+stale) and re-enqueueing every designed configuration that has no finished, running or waiting trial.
+So a killed sweep, run again, finishes exactly the designed set: nothing lost, nothing run twice.
+
+Several workers (``sweep worker``, any number of hosts, one shared storage): the decisions that must
+not race (failing dead trials, enqueueing missing configurations, counting a random/TPE budget, asking
+a generation) are taken under a study-wide lock held in the database (``store.study_lock``), so each
+designed configuration is enqueued exactly once and a budget ends exactly at ``n_trials``. A trial
+popped for a configuration that already has a finished or running trial is failed before it runs
+(``duplicate_of``), so even a foreign process bypassing the lock cannot produce a duplicate run. A
+worker leaves only when the design is complete: while others' trials run it waits, and fails and
+re-runs them if their heartbeats stop. With several workers, TPE's proposals depend on when each
+worker asks (the history it sees); the set of runs for a grid does not.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import warnings
@@ -17,7 +28,7 @@ import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -30,13 +41,29 @@ from optuna.trial import TrialState
 from . import design
 from .evaluate import aggregate, run_config
 from .spec import SpecError, StudySpec
-from .store import default_storage, export, mask_url, open_storage
+from .store import default_storage, export, mask_secrets, mask_url, open_storage, study_lock
 
 log = logging.getLogger("sweep")
 # We record heartbeats ourselves (ask/tell), which Optuna warns is meant for Study.optimize.
 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-HOST = socket.gethostname()
+HOST = os.environ.get("SWEEP_HOST") or socket.gethostname()
+BACKENDS = ("loky", "dask")
+
+
+def _host_id() -> str:
+    """Who can check whose PIDs: host name, kernel boot id and PID namespace. Two processes with the
+    same id see the same PIDs; a trial owned by another id is judged by its heartbeat only (containers
+    sharing a host name, or a reused host name, never get a live trial failed by a PID check)."""
+    parts = [HOST]
+    with contextlib.suppress(OSError):
+        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip())
+    with contextlib.suppress(OSError):
+        parts.append(str(os.stat("/proc/self/ns/pid").st_ino))
+    return "/".join(parts)
+
+
+HOST_ID = _host_id()
 
 
 class SpecChangedError(SpecError):
@@ -52,6 +79,11 @@ class RunSummary:
     wall_s: float
     engine_s: float
     paths: dict[str, Path]
+    storage_s: float = 0.0          # time this process spent in storage calls (lock, recover, ask, tell)
+    export_s: float = 0.0           # the final export (reads every trial back, writes the CSVs)
+    discarded: int = 0              # trials trained here but failed meanwhile by another worker (stale)
+    backend: str = "loky"
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _retry(fn: Callable, *args, tries: int = 6, **kwargs):
@@ -75,18 +107,51 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _rdb(study: optuna.Study):
+    """The RDBStorage under Optuna's cache wrapper (for the lock and the heartbeats)."""
+    return getattr(study._storage, "_backend", study._storage)
+
+
+def owner(t: optuna.trial.FrozenTrial) -> dict[str, Any] | None:
+    """Who asked a trial: ``{"host", "id", "pid"}`` (older trials: separate host/pid attributes)."""
+    o = t.user_attrs.get("owner")
+    if o is None and "host" in t.user_attrs:
+        o = {"host": t.user_attrs["host"], "id": None, "pid": t.user_attrs.get("pid")}
+    return o
+
+
+def _owned_here(o: dict[str, Any]) -> bool:
+    return o["id"] == HOST_ID if o.get("id") is not None else o.get("host") == HOST
+
+
+def _fail(study: optuna.Study, number: int, **attrs: Any) -> bool:
+    """Fail a trial (skipped if it finished meanwhile); True when this call failed it."""
+    try:
+        trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+        for key, value in attrs.items():
+            _retry(study._storage.set_trial_user_attr, trial_id, key, value)
+        _retry(study._storage.set_trial_state_values, trial_id, state=TrialState.FAIL)
+        return True
+    except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
+        return False
+
+
 def recover(study: optuna.Study, spec: StudySpec) -> list[int]:
-    """Fail dead trials, re-enqueue configurations that need (re)running; return failed numbers."""
+    """Fail dead trials, re-enqueue configurations that need (re)running; return failed numbers.
+
+    Call under ``study_lock``: every sweep process asks (and labels its trials with host, PID and
+    a first heartbeat) under the same lock, so a RUNNING trial without an owner seen here belongs to
+    a process that died in the middle of asking."""
     failed = []
     for t in _retry(study.get_trials, deepcopy=False, states=(TrialState.RUNNING,)):
-        owner = t.user_attrs.get("host"), t.user_attrs.get("pid")
-        if owner[0] == HOST and owner[1] not in (None, os.getpid()) and not _pid_alive(int(owner[1])):
-            try:
-                _retry(study.tell, t.number, state=TrialState.FAIL, skip_if_finished=True)
+        o = owner(t)
+        if o is None:
+            if _fail(study, t.number, failed_by="no owner: its process died while asking"):
                 failed.append(t.number)
-            except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
-                pass
-    _retry(optuna.storages.fail_stale_trials, study)
+        elif _owned_here(o) and o.get("pid") not in (None, os.getpid()) and not _pid_alive(int(o["pid"])):
+            if _fail(study, t.number, failed_by=f"{HOST}: process {o['pid']} is gone"):
+                failed.append(t.number)
+    _retry(optuna.storages.fail_stale_trials, study)        # any host: heartbeat older than the grace period
     trials = _retry(study.get_trials, deepcopy=False)
     covered = {t.user_attrs.get("config_id") for t in trials
                if t.state in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)}
@@ -95,22 +160,32 @@ def recover(study: optuna.Study, spec: StudySpec) -> list[int]:
         wanted = dict(design.grid(spec))
     else:
         for t in trials:
-            if t.state == TrialState.FAIL and "config_id" in t.user_attrs:
-                wanted.setdefault(t.user_attrs["config_id"], t.params)
+            if t.state == TrialState.FAIL and "config_id" in t.user_attrs and "duplicate_of" not in t.user_attrs:
+                params = t.params or t.system_attrs.get("fixed_params")
+                if params:
+                    wanted.setdefault(t.user_attrs["config_id"], params)
     for cid, params in wanted.items():
         if cid not in covered:
             _retry(study.enqueue_trial, params, user_attrs={"config_id": cid})
     return failed
 
 
-def _ask_generation(study: optuna.Study, spec: StudySpec) -> list[tuple[optuna.trial.Trial, dict]]:
-    """Ask up to ``spec.study.batch`` trials: enqueued (waiting) ones first, then fresh proposals."""
+def _ask_generation(study: optuna.Study, spec: StudySpec,
+                    in_flight: list | None = None) -> list[tuple[optuna.trial.Trial, dict]]:
+    """Ask up to ``spec.study.batch`` trials: enqueued (waiting) ones first, then fresh proposals.
+    Call under ``study_lock`` (the counts below are then exact). Every trial asked is appended to
+    ``in_flight`` at once, so an interrupt in the middle of asking still fails it."""
+    in_flight = [] if in_flight is None else in_flight
     trials = _retry(study.get_trials, deepcopy=False)
     waiting = sum(t.state == TrialState.WAITING for t in trials)
     started = {t.user_attrs.get("config_id") for t in trials} - {None}
+    taken = {t.user_attrs.get("config_id"): t.number for t in trials
+             if t.state in (TrialState.COMPLETE, TrialState.RUNNING)}
     fresh = 0 if spec.study.sampler == "grid" else max(0, design.n_configs(spec) - len(started))
+    storage = _rdb(study)
     asked = []
     for _ in range(spec.study.batch):
+        from_queue = waiting > 0
         if waiting > 0:
             waiting -= 1
         elif fresh > 0:
@@ -120,13 +195,27 @@ def _ask_generation(study: optuna.Study, spec: StudySpec) -> list[tuple[optuna.t
         else:
             break
         trial = _retry(study.ask)
+        in_flight.append(trial)
+        # Heartbeat and owner first: from here on a dead owner is detectable (stale beat / gone PID).
+        if hasattr(storage, "record_heartbeat"):
+            _retry(storage.record_heartbeat, trial._trial_id)
+        trial.set_user_attr("owner", {"host": HOST, "id": HOST_ID, "pid": os.getpid()})
+        cid = trial.user_attrs.get("config_id")
+        if from_queue and cid is None:
+            # The waiting trial was taken by a process outside the lock; Optuna made a fresh trial.
+            _fail(study, trial.number, discarded="not a designed configuration")
+            in_flight.remove(trial)
+            break
         params = design.suggest(trial, spec)
-        if "config_id" not in trial.user_attrs:
-            trial.set_user_attr("config_id", f"t{trial.number:04d}")
-        trial.set_user_attr("host", HOST)
-        trial.set_user_attr("pid", os.getpid())
-        if hasattr(study._storage, "record_heartbeat"):
-            _retry(study._storage.record_heartbeat, trial._trial_id)
+        if cid is None:
+            cid = f"t{trial.number:04d}"
+            trial.set_user_attr("config_id", cid)
+        if cid in taken:              # never run a configuration twice: fail the duplicate unrun
+            _fail(study, trial.number, duplicate_of=taken[cid])
+            in_flight.remove(trial)
+            log.warning("trial %d duplicates trial %d (%s): failed without running", trial.number, taken[cid], cid)
+            continue
+        taken[cid] = trial.number
         asked.append((trial, params))
     return asked
 
@@ -138,7 +227,7 @@ class _Heartbeat:
         self.storage, self.interval = storage, interval
         self.trial_ids: list[int] = []
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, daemon=True)
+        self._thread = threading.Thread(target=self._beat, daemon=True, name="sweep-heartbeat")
 
     def _beat(self) -> None:
         while not self._stop.wait(self.interval):
@@ -157,6 +246,48 @@ class _Heartbeat:
         self._stop.set()
 
 
+@contextlib.contextmanager
+def executor(backend: str, n_jobs: int, scheduler: str | None = None):
+    """A joblib ``Parallel`` for the training jobs: loky processes on this host, or a Dask cluster
+    (``scheduler`` = ``tcp://HOST:PORT``; none: a ``LocalCluster`` of ``n_jobs`` one-thread workers).
+    Yields ``(parallel, description)``. Results do not depend on the backend: every job builds its
+    own random streams from integer seeds and runs with one BLAS thread."""
+    if backend == "loky":
+        with Parallel(n_jobs=n_jobs, backend="loky") as pool:
+            yield pool, f"loky, {n_jobs} processes"
+        return
+    if backend != "dask":
+        raise SpecError(f"--backend {backend!r} is not allowed; allowed: {', '.join(BACKENDS)}")
+    try:
+        from distributed import Client, LocalCluster
+        from joblib import parallel_config
+    except ImportError:
+        raise SpecError("--backend dask needs dask.distributed: pip install 'sweep[cluster]'") from None
+    cluster = None
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="30s")
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise SpecError(f"cannot reach the Dask scheduler at {mask_secrets(scheduler)}: "
+                            f"{mask_secrets(str(exc))}") from None
+        where = f"dask, scheduler {mask_secrets(scheduler)}"
+    else:
+        cluster = LocalCluster(n_workers=n_jobs, threads_per_worker=1, processes=True, dashboard_address=":0",
+                               silence_logs=logging.ERROR)
+        client = Client(cluster)
+        where = f"dask, local cluster of {n_jobs} workers"
+    try:
+        with parallel_config(backend="dask", client=client, wait_for_workers_timeout=120):
+            with Parallel(n_jobs=-1) as pool:
+                yield pool, where
+    finally:
+        with contextlib.suppress(Exception):
+            client.close()
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                cluster.close()
+
+
 def prepare_out_dir(spec: StudySpec, out: str | Path | None, storage: str | None, fresh: bool) -> Path:
     """Results folder (``results/<name>`` by default); ``fresh`` moves an existing one aside."""
     out_dir = Path(out) if out else Path("results") / spec.study.name
@@ -171,18 +302,20 @@ def prepare_out_dir(spec: StudySpec, out: str | Path | None, storage: str | None
     return out_dir
 
 
-def open_study(spec: StudySpec, url: str) -> optuna.Study:
-    """Create or load the study; refuse a study made from another spec."""
+def open_study(spec: StudySpec, url: str, heartbeat_interval: int = 5, grace_period: int = 20) -> optuna.Study:
+    """Create or load the study; refuse a study made from another spec. Safe when many workers start
+    at once: creating the study and recording its spec happen under the study lock."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = open_storage(url)
-    study = _retry(optuna.create_study, storage=storage, study_name=spec.study.name,
-                   direction=spec.study.direction, load_if_exists=True,
-                   sampler=design.make_sampler(spec, spec.study.sampler_seed))
-    stored = study.user_attrs.get("spec_hash")
-    if stored is None:
-        study.set_user_attr("spec_hash", spec.hash())
-        study.set_user_attr("spec_toml", spec.source)
-    elif stored != spec.hash():
+    storage = open_storage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+    with study_lock(storage, spec.study.name):
+        study = _retry(optuna.create_study, storage=storage, study_name=spec.study.name,
+                       direction=spec.study.direction, load_if_exists=True,
+                       sampler=design.make_sampler(spec, spec.study.sampler_seed))
+        stored = study.user_attrs.get("spec_hash")
+        if stored is None:
+            study.set_user_attr("spec_hash", spec.hash())
+            study.set_user_attr("spec_toml", spec.source)
+    if stored is not None and stored != spec.hash():
         raise SpecChangedError(
             f"study {spec.study.name!r} in {mask_url(url)} was made from a different spec "
             f"(hash {stored}, this spec {spec.hash()}); results are never mixed. Run with --fresh to "
@@ -202,14 +335,20 @@ def write_run_info(out_dir: Path, spec: StudySpec, url: str) -> None:
 
 def run_study(spec: StudySpec, *, out: str | Path | None = None, storage: str | None = None,
               n_jobs: int | None = None, fresh: bool = False, progress: bool = True,
-              command: str = "") -> RunSummary:
-    """Run (or resume) a study until every designed configuration has a finished trial, then export."""
+              command: str = "", backend: str = "loky", scheduler: str | None = None,
+              heartbeat_interval: int = 5, grace_period: int = 20, export_results: bool = True,
+              role: str = "run") -> RunSummary:
+    """Run (or resume, or join) a study until every designed configuration has a finished trial, then
+    export. Any number of processes may run this at once on one storage (``role="worker"``)."""
     start = time.time()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    out_dir = prepare_out_dir(spec, out, storage, fresh)
+    if grace_period <= heartbeat_interval:
+        raise SpecError(f"--grace-period {grace_period} must be longer than --heartbeat-interval {heartbeat_interval}")
+    out_dir = prepare_out_dir(spec, out, storage, fresh) if export_results else Path(out or Path("results") / spec.study.name)
     url = storage or default_storage(out_dir)
-    study = open_study(spec, url)
-    write_run_info(out_dir, spec, url)
+    study = open_study(spec, url, heartbeat_interval, grace_period)
+    if export_results:
+        write_run_info(out_dir, spec, url)
     n_jobs = n_jobs or os.cpu_count() or 1
     seeds = spec.seeds.tuples()
     total_runs = design.n_configs(spec) * len(seeds)
@@ -217,35 +356,68 @@ def run_study(spec: StudySpec, *, out: str | Path | None = None, storage: str | 
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=total_runs, unit="run", desc=spec.study.name, file=sys.stderr)
-    n_trials_run, engine_s = 0, 0.0
+    n_trials_run, engine_s, storage_s, discarded = 0, 0.0, 0.0, 0
+    poll = min(2.0, max(0.5, heartbeat_interval / 2))      # while waiting for other processes' trials
+    rdb = _rdb(study)
     in_flight: list[optuna.trial.Trial] = []
-    with _Heartbeat(study._storage) as hb, Parallel(n_jobs=n_jobs, backend="loky") as pool:
+    waiting_since = None
+    with _Heartbeat(rdb, heartbeat_interval) as hb, executor(backend, n_jobs, scheduler) as (pool, where):
+        log.info("%s %s: %s, storage %s, host %s, pid %d", role, spec.study.name, where, mask_url(url), HOST,
+                 os.getpid())
         try:
             while True:
-                recover(study, spec)
+                t0 = time.perf_counter()
+                with study_lock(rdb, spec.study.name):
+                    recover(study, spec)
+                    in_flight = []
+                    asked = _ask_generation(study, spec, in_flight)
+                    hb.trial_ids = [t._trial_id for t in in_flight]
+                    others = [] if asked else _retry(study.get_trials, deepcopy=False, states=(TrialState.RUNNING,))
                 if bar is not None:
                     done = sum(t.state == TrialState.COMPLETE for t in _retry(study.get_trials, deepcopy=False))
                     bar.n = done * len(seeds)
                     bar.refresh()
-                asked = _ask_generation(study, spec)
+                storage_s += time.perf_counter() - t0
                 if not asked:
-                    break
-                in_flight = [t for t, _ in asked]
-                hb.trial_ids = [t._trial_id for t in in_flight]
+                    if not others:
+                        break
+                    # The design is not complete while other processes' trials run: wait for them,
+                    # and take over (after the grace period) any whose heartbeat stops.
+                    if waiting_since is None:
+                        waiting_since = time.time()
+                        log.info("waiting for %d trial(s) running in other processes", len(others))
+                    time.sleep(poll)
+                    continue
+                waiting_since = None
                 results = pool(delayed(run_config)(design.apply(spec, params), seeds) for _, params in asked)
+                t0 = time.perf_counter()
                 for (trial, _), result in zip(asked, results):
                     values = [r[spec.study.objective] for r in result["runs"]]
                     finite = [v for v in values if np.isfinite(v)]
-                    trial.set_user_attr("result", result)
-                    trial.set_user_attr("objective_mean", float(np.mean(finite)) if finite else None)
-                    trial.set_user_attr("objective_sd", float(np.std(finite, ddof=1)) if len(finite) > 1 else None)
-                    _retry(study.tell, trial, aggregate(values, spec.study.aggregate, spec.study.direction))
                     engine_s += sum(r["duration_s"] for r in result["runs"])
+                    try:
+                        trial.set_user_attr("result", result)
+                        trial.set_user_attr("objective_mean", float(np.mean(finite)) if finite else None)
+                        trial.set_user_attr("objective_sd", float(np.std(finite, ddof=1)) if len(finite) > 1 else None)
+                        told = _retry(study.tell, trial, aggregate(values, spec.study.aggregate, spec.study.direction),
+                                      skip_if_finished=True)
+                        ok = told.state == TrialState.COMPLETE
+                    except optuna.exceptions.UpdateFinishedTrialError:
+                        ok = False
+                    if not ok:
+                        # Another worker failed it (our heartbeat looked stale) and re-enqueued its
+                        # configuration: that re-run is the one kept, this result is dropped.
+                        discarded += 1
+                        log.warning("trial %d was failed by another worker meanwhile (stale heartbeat?); "
+                                    "its configuration is run again there, this result is dropped", trial.number)
+                        continue
                     n_trials_run += 1
                     if bar is not None:
                         bar.update(len(seeds))
                 in_flight, hb.trial_ids = [], []
+                storage_s += time.perf_counter() - t0
         except KeyboardInterrupt:
+            hb.trial_ids = []
             for t in in_flight:
                 try:
                     study.tell(t, state=TrialState.FAIL, skip_if_finished=True)
@@ -255,8 +427,17 @@ def run_study(spec: StudySpec, *, out: str | Path | None = None, storage: str | 
         finally:
             if bar is not None:
                 bar.close()
-    meta = {"command": command, "storage": url, "n_jobs": n_jobs, "started_at": started_at,
+    meta = {"command": command, "storage": url, "n_jobs": n_jobs, "backend": backend, "role": role,
+            "scheduler": scheduler, "started_at": started_at,
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    paths = export(study, spec, out_dir, meta)
-    n_runs = sum(1 for _ in open(paths["runs"])) - 1
-    return RunSummary(out_dir, mask_url(url), n_trials_run, n_runs, time.time() - start, engine_s, paths)
+    paths: dict[str, Path] = {}
+    n_runs, export_s = 0, 0.0
+    if export_results:
+        t0 = time.perf_counter()
+        paths = export(study, spec, out_dir, meta)
+        export_s = time.perf_counter() - t0
+        n_runs = sum(1 for _ in open(paths["runs"])) - 1
+    else:
+        n_runs = len(seeds) * sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
+    return RunSummary(out_dir, mask_url(url), n_trials_run, n_runs, time.time() - start, engine_s, paths,
+                      storage_s=storage_s, export_s=export_s, discarded=discarded, backend=backend)

@@ -1,21 +1,32 @@
-"""The results folder and the storage: paths, storage URLs (passwords masked), and the export of
-a study's runs from the Optuna storage to ``runs.csv``, ``curves.csv`` and ``meta.json``.
+"""The results folder and the storage: paths, storage URLs (passwords masked), the study-wide lock
+that makes several workers safe, and the export of a study's runs from the Optuna storage to
+``runs.csv``, ``curves.csv`` and ``meta.json``.
 
-The storage is the single source of truth; the CSVs are exports, rewritten from it every time.
-Rows are sorted by stable ids (config, then seeds), so the bytes do not depend on ``n_jobs``.
+The storage is the single source of truth; the CSVs are exports, rewritten from it every time (each
+file replaced atomically, so workers exporting at once never leave a torn file). Rows are sorted by
+stable ids (config, then seeds), so the bytes do not depend on ``n_jobs`` or on the number of workers.
+
+Passwords: a storage URL's password never reaches a print, a log line, an exception message shown to
+the user, ``meta.json`` or a report. ``mask_url`` masks one URL, ``mask_secrets`` any text (every URL
+in it, plus the literal passwords of the URLs seen so far, ``register_secret``).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import re
 import socket
 import sys
+import tempfile
+import threading
 import warnings
+import zlib
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
+from urllib.parse import quote, unquote
 
 import optuna
 import pandas as pd
@@ -29,9 +40,63 @@ SEED_COLUMNS = ["seed_init", "seed_order", "seed_split"]
 METRIC_COLUMNS = ["train_acc", "val_acc", "test_acc", "train_loss", "val_loss", "test_loss"]
 
 
+class StorageError(RuntimeError):
+    """The storage cannot be opened or used; the message names the URL with its password masked."""
+
+
+# user:password@ inside any URL; the password runs to the LAST '@' before a space (an unencoded '@' or '/'
+# in a password is still masked; masking a little too much is the safe side)
+_URL_PASSWORD = re.compile(r"([A-Za-z][\w+.-]*://[^:/@\s]*:)\S*@")
+# password=... in a URL's query or a libpq connection string
+_QUERY_PASSWORD = re.compile(r"(\b(?:password|passwd|pwd)=)([^&\s'\"]*)", re.IGNORECASE)
+_SECRETS: set[str] = set()
+_SECRETS_LOCK = threading.Lock()
+
+
 def mask_url(url: str) -> str:
     """The storage URL with any password replaced by ``***``."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+    return _QUERY_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", url))
+
+
+def url_password(url: str) -> str | None:
+    """The password in a URL (decoded), or None."""
+    m = re.search(r"[A-Za-z][\w+.-]*://[^:/@\s]*:(\S*)@", url)
+    if m and m.group(1):
+        return unquote(m.group(1))
+    q = _QUERY_PASSWORD.search(url)
+    return unquote(q.group(2)) if q and q.group(2) else None
+
+
+def register_secret(url: str | None) -> None:
+    """Remember the password of ``url`` so ``mask_secrets`` also masks it where it appears alone."""
+    pw = url_password(url) if url else None
+    if pw and len(pw) >= 4:          # shorter ones would mask ordinary words; URLs are masked anyway
+        with _SECRETS_LOCK:
+            _SECRETS.update({pw, quote(pw, safe=""), quote(pw)})
+
+
+def mask_secrets(text: str, *urls: str | None) -> str:
+    """``text`` with every URL's password and every known password (``register_secret``, ``urls``)
+    replaced by ``***``."""
+    for url in urls:
+        register_secret(url)
+    text = mask_url(str(text))
+    with _SECRETS_LOCK:
+        known = sorted(_SECRETS, key=len, reverse=True)
+    for pw in known:
+        text = text.replace(pw, "***")
+    return text
+
+
+def _mask_tree(value: Any) -> Any:
+    """Every string inside a JSON-like value, masked."""
+    if isinstance(value, str):
+        return mask_secrets(value)
+    if isinstance(value, dict):
+        return {k: _mask_tree(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_mask_tree(v) for v in value]
+    return value
 
 
 def default_storage(out_dir: Path) -> str:
@@ -46,24 +111,127 @@ def storage_url_for(out_dir: Path) -> str:
     if meta.exists():
         url = json.loads(meta.read_text()).get("storage")
         env = os.environ.get("SWEEP_STORAGE")
-        if url and "***" in url and env and mask_url(env) == url:
-            return env
-        if url and "***" not in url:
+        if url and "***" in url:
+            if env and mask_url(env) == url:
+                return env
+            raise StorageError(
+                f"{out_dir} was written from the storage {url}; its password is not stored anywhere: "
+                f"set SWEEP_STORAGE to the full URL (or pass --storage URL)")
+        if url:
             return url
     return default_storage(out_dir)
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """An RDB storage with heartbeats (so a killed process's trials can be failed and re-run)."""
+def open_storage(url: str, heartbeat_interval: int = 5, grace_period: int = 20) -> optuna.storages.RDBStorage:
+    """An RDB storage with heartbeats (so a dead process's trials can be failed and re-run).
+
+    A trial whose heartbeat is older than ``grace_period`` seconds is failed by the next worker that
+    looks. Any failure to open (bad URL, missing driver, wrong password, no server) becomes a
+    ``StorageError`` whose message has the password masked."""
+    register_secret(url)
+    given, url = url, _with_driver(url)
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
-    return optuna.storages.RDBStorage(url, heartbeat_interval=5, grace_period=20, **kwargs)
+    elif url.startswith("postgresql"):
+        # pre_ping: a connection the server or a firewall dropped between generations is replaced
+        kwargs["engine_kwargs"] = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 20}}
+    try:
+        with warnings.catch_warnings(), _schema_lock(url):
+            warnings.simplefilter("ignore")
+            return optuna.storages.RDBStorage(url, heartbeat_interval=int(heartbeat_interval),
+                                              grace_period=int(grace_period), **kwargs)
+    except Exception as exc:
+        reason = describe_error(exc, given)
+        if isinstance(exc, ImportError) or "DB access module" in reason:
+            reason = ("no database driver for this URL (PostgreSQL needs the cluster extra: "
+                      "pip install 'sweep[cluster]', which installs psycopg)")
+        raise StorageError(f"cannot open the storage {mask_url(given)}: {reason}") from None
+
+
+def _with_driver(url: str) -> str:
+    """``postgresql://`` names psycopg 3 explicitly when it is installed (the ``cluster`` extra):
+    SQLAlchemy 2.0 would otherwise look for psycopg2, SQLAlchemy 2.1 for psycopg."""
+    if url.startswith("postgresql://"):
+        import importlib.util
+        if importlib.util.find_spec("psycopg") is not None:
+            return "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+@contextlib.contextmanager
+def _schema_lock(url: str) -> Iterator[None]:
+    """PostgreSQL: one process at a time creates Optuna's tables and version row (several workers
+    starting at once on an empty database would otherwise race on CREATE TABLE)."""
+    if not url.startswith("postgresql"):
+        yield
+        return
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+    engine = sqlalchemy.create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 20})
+    try:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:cls, 0)"), {"cls": 0x5357})
+            conn.commit()
+            try:
+                yield
+            finally:
+                with contextlib.suppress(Exception):
+                    conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:cls, 0)"), {"cls": 0x5357})
+                    conn.commit()
+    finally:
+        engine.dispose()
+
+
+def describe_error(exc: BaseException, url: str | None = None) -> str:
+    """One masked line for a storage exception (the driver's own message, without SQLAlchemy's links)."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc) or type(exc).__name__
+    text = " ".join(line.strip() for line in text.splitlines() if "sqlalche.me" not in line)
+    return mask_secrets(text, url)
+
+
+@contextlib.contextmanager
+def study_lock(storage: optuna.storages.RDBStorage, study_name: str) -> Iterator[None]:
+    """Mutual exclusion between every process working on ``study_name`` in this storage.
+
+    Held only while a worker fails dead trials, enqueues missing configurations and asks its next
+    generation, so those decisions are taken on a snapshot nobody else changes: a grid is enqueued
+    exactly once and a random/TPE budget is counted exactly, however many workers start at once.
+    PostgreSQL: a transaction-scoped advisory lock (released by the server when the transaction ends
+    or the connection dies; an idle holder is cut after 10 minutes). SQLite: an exclusive ``flock``
+    on ``<db>.lock`` next to the database (released by the kernel when the process dies). Other
+    databases: no lock (one worker at a time)."""
+    engine = storage.engine
+    dialect = engine.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy import text
+        key = zlib.crc32(f"sweep-study:{study_name}".encode()) - 2 ** 31       # a signed int4
+        with engine.connect() as conn:
+            try:
+                conn.execute(text("SET LOCAL idle_in_transaction_session_timeout = '600s'"))
+                conn.execute(text("SELECT pg_advisory_xact_lock(:cls, :key)"), {"cls": 0x5357, "key": key})
+                yield
+            finally:
+                with contextlib.suppress(Exception):             # a dead connection released it already
+                    conn.rollback()                              # ends the transaction: lock released
+    elif dialect == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        import fcntl
+        path = Path(f"{engine.url.database}.lock")
+        with open(path, "a") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    else:
+        yield
 
 
 def versions() -> dict[str, str]:
     out = {"python": sys.version.split()[0]}
-    for pkg in ("sweep", "numpy", "scipy", "pandas", "optuna", "joblib", "scikit-learn"):
+    for pkg in ("sweep", "numpy", "scipy", "pandas", "optuna", "joblib", "scikit-learn", "psycopg", "dask",
+                "distributed"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -104,18 +272,34 @@ def runs_frame(study: optuna.Study, spec) -> tuple[pd.DataFrame, pd.DataFrame]:
     return runs.reset_index(drop=True), curves.drop(columns="_o").reset_index(drop=True)
 
 
+def _write_atomic(path: Path, write) -> None:
+    """``write(tmp_path)``, then rename over ``path``: readers and other exporters never see half a file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def export(study: optuna.Study, spec, out_dir: Path, meta: dict[str, Any]) -> dict[str, Path]:
-    """Write runs.csv, curves.csv, meta.json and spec.toml into ``out_dir``; return their paths."""
+    """Write runs.csv, curves.csv, meta.json and spec.toml into ``out_dir``; return their paths.
+    Every string in meta.json (storage URL, command line, ...) has its passwords masked."""
     out_dir.mkdir(parents=True, exist_ok=True)
     runs, curves = runs_frame(study, spec)
     paths = {"runs": out_dir / "runs.csv", "curves": out_dir / "curves.csv", "meta": out_dir / "meta.json"}
-    runs.to_csv(paths["runs"], index=False)
-    curves.to_csv(paths["curves"], index=False)
-    (out_dir / "spec.toml").write_text(spec.source)
+    _write_atomic(paths["runs"], lambda p: runs.to_csv(p, index=False))
+    _write_atomic(paths["curves"], lambda p: curves.to_csv(p, index=False))
+    _write_atomic(out_dir / "spec.toml", lambda p: p.write_text(spec.source))
     full = {
         "study": spec.study.name, "spec_hash": spec.hash(), "n_runs": int(len(runs)),
         "host": socket.gethostname(), "platform": platform.platform(), "versions": versions(), **meta,
     }
-    full["storage"] = mask_url(full.get("storage", ""))
-    paths["meta"].write_text(json.dumps(full, indent=2, sort_keys=True, default=str) + "\n")
+    full = _mask_tree({**full, "storage": mask_url(full.get("storage", ""))})
+    text = json.dumps(full, indent=2, sort_keys=True, default=str) + "\n"
+    _write_atomic(paths["meta"], lambda p: p.write_text(text))
     return paths
