@@ -6,7 +6,7 @@ STUDY  ?= studies/default.toml
 N_JOBS ?= 0
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install test sweep report show validate overhead clean
+.PHONY: help install test sweep report show validate overhead bench clean
 
 help:  ## list the targets
 	@awk -F ':.*## ' '/^[a-z]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -28,6 +28,9 @@ sweep: $(STAMP)  ## run (or resume) STUDY (default studies/default.toml) on N_JO
 
 report: $(STAMP)  ## analysis, figures and report.html of STUDY's results
 	$(PY) -m sweep report $(STUDY)
+
+bench: $(STAMP)  ## engine speed vs scikit-learn, plain numpy, PyTorch (if installed), the compute floor; QUICK=1 for a short look
+	$(PY) -m sweep.bench $(if $(QUICK),--quick)
 
 validate: $(STAMP)  ## coverage study of the variance CIs (several minutes)
 	$(PY) tools/validate_variance.py
