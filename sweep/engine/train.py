@@ -8,6 +8,7 @@ network is frozen where it diverged and recorded as diverged.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -225,6 +226,36 @@ def _hidden_health(W, XT, act, normalize) -> tuple[np.ndarray, np.ndarray]:
     return sat.mean(axis=1), nan
 
 
+ENGINES: tuple[str, ...] = ("auto", "numpy", "fused")
+
+
+def _fused():
+    from . import fused   # imports numba: only when the fused path may run
+    return fused
+
+
+def resolve_engine(engine: str, arch: Arch, config: TrainConfig, n_train: int) -> str:
+    """``"numpy"`` or ``"fused"``: what ``train(..., engine=engine)`` runs for this batch."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; allowed: {', '.join(ENGINES)}")
+    if engine == "auto":
+        env = os.environ.get("SWEEP_ENGINE", "auto").strip().lower() or "auto"
+        if env not in ENGINES:
+            raise ValueError(f"SWEEP_ENGINE={env!r}; allowed: {', '.join(ENGINES)}")
+        engine = env
+    if engine == "numpy":
+        return "numpy"
+    try:
+        why = _fused().supported(arch, config, n_train)
+    except ImportError as exc:   # pragma: no cover - numba missing or broken
+        why = f"numba is not importable ({exc})"
+    if why is None:
+        return "fused"
+    if engine == "fused":
+        raise ValueError(f"engine 'fused' cannot run this batch: {why}")
+    return "numpy"
+
+
 def auto_chunk(arch: Arch) -> int:
     """Networks per vectorised pass: numpy batching pays while the stacked hidden layer stays a few
     hundred units wide and loses once the arrays fall out of cache (measured, PERFORMANCE.md)."""
@@ -233,7 +264,7 @@ def auto_chunk(arch: Arch) -> int:
 
 def train(W0: Sequence[np.ndarray], data: SplitLike, arch: Arch, config: TrainConfig, *,
           lr: float | Sequence[float] | np.ndarray, order_seeds: Sequence[int] | None = None,
-          root: int = 0, chunk: int | None = None) -> TrainResult:
+          root: int = 0, chunk: int | None = None, engine: str = "auto") -> TrainResult:
     """Train N networks from ``W0`` on ``data``; network ``i`` uses ``lr[i]`` and, with minibatches,
     a data order drawn from ``stream("order", order_seeds[i], root)`` (full batch ignores order).
 
@@ -245,19 +276,31 @@ def train(W0: Sequence[np.ndarray], data: SplitLike, arch: Arch, config: TrainCo
     (relu units never active; NaN otherwise); ``rel_weight_change`` = ||W - W0|| / ||W0|| (NaN when
     W0 = 0); ``grad_norm_first``, ``grad_norm_last`` (global, before clipping); ``steps``.
 
-    The N networks are trained ``chunk`` at a time (default ``auto_chunk(arch)``); every network's
-    result is the same whatever the chunk (each network only ever touches its own slices).
+    The N networks are trained ``chunk`` at a time (default ``auto_chunk(arch)``, or
+    ``fused.fused_chunk(arch)`` on the fused path); every network's result is the same whatever the
+    chunk (each network only ever touches its own slices), up to the order in which BLAS sums a
+    row for another matrix height (rounding).
+
+    ``engine``: ``"numpy"`` (the reference), ``"fused"`` (the numba loop of ``sweep.engine.fused``:
+    one hidden layer, binary output, full batch, no loop quirk; ValueError for a batch outside that
+    scope) or ``"auto"`` (default: fused when it supports the batch and numba imports, else numpy).
+    The environment variable ``SWEEP_ENGINE`` sets what ``"auto"`` means: ``numpy`` forces the
+    reference path everywhere, ``fused`` makes every batch outside the fused scope an error (to check
+    that a sweep really runs fused), ``auto`` (or unset) is the default.
     """
     N = W0[0].shape[0]
-    chunk = auto_chunk(arch) if chunk is None else int(chunk)
+    engine = resolve_engine(engine, arch, config, np.shape(data.y_train)[0])
+    if chunk is None:
+        chunk = auto_chunk(arch) if engine == "numpy" else _fused().fused_chunk(arch)
+    chunk = int(chunk)
     lr_all = np.broadcast_to(np.asarray(lr, dtype=float), (N,))
     if N <= chunk:
-        return _train_batch(W0, data, arch, config, lr_all, order_seeds, root)
+        return _train_batch(W0, data, arch, config, lr_all, order_seeds, root, engine)
     parts = []
     for a in range(0, N, chunk):
         b = min(a + chunk, N)
         parts.append(_train_batch([w[a:b] for w in W0], data, arch, config, lr_all[a:b],
-                                  None if order_seeds is None else list(order_seeds)[a:b], root))
+                                  None if order_seeds is None else list(order_seeds)[a:b], root, engine))
     first = parts[0]
     return TrainResult(
         params=[np.concatenate([p.params[k] for p in parts]) for k in range(len(first.params))],
@@ -269,7 +312,7 @@ def train(W0: Sequence[np.ndarray], data: SplitLike, arch: Arch, config: TrainCo
     )
 
 
-def _train_batch(W0, data, arch, config, lr, order_seeds, root) -> TrainResult:
+def _train_batch(W0, data, arch, config, lr, order_seeds, root, engine="numpy") -> TrainResult:
     """``train`` for one vectorised batch."""
     c, leg = config, config.legacy
     dtype = np.dtype(c.dtype)
@@ -315,59 +358,66 @@ def _train_batch(W0, data, arch, config, lr, order_seeds, root) -> TrainResult:
     grad_first = grad_last = np.full(N, np.nan)
     done = T
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        for it in range(T):
-            if it in log_at:
-                k = log_at[it]
-                curves["val_loss"][k], curves["val_acc"][k], _ = _evaluate(W, XT_val, y_val, act, norm)
-                if not full:
-                    curves["train_loss"][k], curves["train_acc"][k], _ = _evaluate(W, XT, y, act, norm)
-            if full:
-                Xb, yb, m = XT, y, n
-            else:
-                e, b = divmod(it, per_epoch)
-                if b == 0:
-                    perms = np.stack([r.permutation(n) for r in order_rngs])
-                idx = perms[:, b * B:(b + 1) * B]
-                Xb, yb, m = X_aug[idx].transpose(0, 2, 1), y[idx], idx.shape[1]
-            obj, grads, logits = loss_and_grads(W, Xb, yb, act, l2=c.l2, normalize_hidden=norm,
-                                                sum_wtw=leg.sum_wtw_regularizer)
-            if full:
-                objective[it] = obj
+        if engine == "fused":
+            # The same loop, compiled (sweep.engine.fused): fills the same variables.
+            done, objective, fused_curves, frozen, diverged_step, limit, grad_first, grad_last = \
+                _fused().run_loop(W, X_aug, y, XT_val.T, y_val, c, arch, lr, steps, T)
+            for key, val in fused_curves.items():
+                curves[key][:] = val
+        else:
+            for it in range(T):
                 if it in log_at:
                     k = log_at[it]
-                    curves["train_loss"][k] = output_loss(logits, yb)
-                    curves["train_acc"][k] = accuracy(logits, yb)
-            else:
-                epoch_sum += obj * m
-                epoch_n += m
-                if (it + 1) % per_epoch == 0 or it + 1 == T:
-                    objective[np.searchsorted(obj_steps, it + 1)] = epoch_sum / epoch_n
-                    epoch_sum[:] = 0
-                    epoch_n = 0
-            if it == 0 and c.divergence_factor is not None:
-                limit = c.divergence_factor * np.maximum(obj, 1e-3)
-            bad = ~np.isfinite(obj) & ~frozen
-            if c.divergence_factor is not None:
-                bad |= (obj > limit) & ~frozen
-            if bad.any():
-                diverged_step[bad] = it
-                frozen |= bad
-                if frozen.all():
-                    done = it
-                    break
-            if it == 0 or it == T - 1 or c.clip_norm is not None:
-                gnorm = _global_norm(grads)
-                if it == 0:
-                    grad_first = gnorm
-                if it == T - 1:
-                    grad_last = gnorm
-                if c.clip_norm is not None:
-                    scale = np.minimum(1.0, c.clip_norm / np.where(gnorm > 0, gnorm, 1.0))
-                    for g in grads:
-                        g *= scale.astype(dtype).reshape(-1, 1, 1)
-            if leg.clip_threshold is not None:
-                _legacy_clip(grads, leg.clip_threshold, leg.clip_typo)
-            opt.step(W, grads, frozen if frozen.any() else None)
+                    curves["val_loss"][k], curves["val_acc"][k], _ = _evaluate(W, XT_val, y_val, act, norm)
+                    if not full:
+                        curves["train_loss"][k], curves["train_acc"][k], _ = _evaluate(W, XT, y, act, norm)
+                if full:
+                    Xb, yb, m = XT, y, n
+                else:
+                    e, b = divmod(it, per_epoch)
+                    if b == 0:
+                        perms = np.stack([r.permutation(n) for r in order_rngs])
+                    idx = perms[:, b * B:(b + 1) * B]
+                    Xb, yb, m = X_aug[idx].transpose(0, 2, 1), y[idx], idx.shape[1]
+                obj, grads, logits = loss_and_grads(W, Xb, yb, act, l2=c.l2, normalize_hidden=norm,
+                                                    sum_wtw=leg.sum_wtw_regularizer)
+                if full:
+                    objective[it] = obj
+                    if it in log_at:
+                        k = log_at[it]
+                        curves["train_loss"][k] = output_loss(logits, yb)
+                        curves["train_acc"][k] = accuracy(logits, yb)
+                else:
+                    epoch_sum += obj * m
+                    epoch_n += m
+                    if (it + 1) % per_epoch == 0 or it + 1 == T:
+                        objective[np.searchsorted(obj_steps, it + 1)] = epoch_sum / epoch_n
+                        epoch_sum[:] = 0
+                        epoch_n = 0
+                if it == 0 and c.divergence_factor is not None:
+                    limit = c.divergence_factor * np.maximum(obj, 1e-3)
+                bad = ~np.isfinite(obj) & ~frozen
+                if c.divergence_factor is not None:
+                    bad |= (obj > limit) & ~frozen
+                if bad.any():
+                    diverged_step[bad] = it
+                    frozen |= bad
+                    if frozen.all():
+                        done = it
+                        break
+                if it == 0 or it == T - 1 or c.clip_norm is not None:
+                    gnorm = _global_norm(grads)
+                    if it == 0:
+                        grad_first = gnorm
+                    if it == T - 1:
+                        grad_last = gnorm
+                    if c.clip_norm is not None:
+                        scale = np.minimum(1.0, c.clip_norm / np.where(gnorm > 0, gnorm, 1.0))
+                        for g in grads:
+                            g *= scale.astype(dtype).reshape(-1, 1, 1)
+                if leg.clip_threshold is not None:
+                    _legacy_clip(grads, leg.clip_threshold, leg.clip_typo)
+                opt.step(W, grads, frozen if frozen.any() else None)
 
         # Final evaluation (after the last update, or where every network had diverged).
         tr_obj, _, tr_logits = loss_and_grads(W, XT, y, act, l2=c.l2, normalize_hidden=norm,
