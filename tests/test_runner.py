@@ -51,9 +51,14 @@ def write_spec(tmp_path, name="small", sampler="grid", n_trials=None, aggregate=
     return path
 
 
-def run_cli(*args, cwd=None):
+def run_cli(*args, cwd=None, env=None):
     return subprocess.run([sys.executable, "-m", "sweep", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
+                          cwd=cwd, timeout=300, env=env)
+
+
+# The kill and Ctrl-C tests need a study that lasts several seconds: they use the numpy reference engine
+# (the fused one finishes their study before the first kill). Results are engine-independent anyway.
+SLOW_ENV = {**os.environ, "SWEEP_ENGINE": "numpy"}
 
 
 def runs_without_duration(path):
@@ -97,7 +102,7 @@ def test_kill_minus_nine_and_resume_gives_the_clean_runs(tmp_path):
                                       '"model.init" = { values = ["xavier_normal", "he_normal"] }\n'
                                       '"model.hidden" = { values = [[4], [8]] }',
                       iterations=10000, batch=2)
-    clean = run_cli("run", spec, "--out", tmp_path / "clean", "--n-jobs", "2", "--quiet")
+    clean = run_cli("run", spec, "--out", tmp_path / "clean", "--n-jobs", "2", "--quiet", env=SLOW_ENV)
     assert clean.returncode == 0, clean.stderr
     expected = runs_without_duration(tmp_path / "clean" / "runs.csv")
     assert len(expected) == 16 * 3
@@ -108,7 +113,7 @@ def test_kill_minus_nine_and_resume_gives_the_clean_runs(tmp_path):
         errors = open(tmp_path / f"stderr{attempt}.txt", "w")
         proc = subprocess.Popen([sys.executable, "-m", "sweep", "run", str(spec), "--out", str(out), "--n-jobs",
                                  "2", "--quiet"], stdout=subprocess.DEVNULL, stderr=errors,
-                                start_new_session=True)
+                                start_new_session=True, env=SLOW_ENV)
         time.sleep(rng.uniform(2.0, 3.0))
         if proc.poll() is not None:      # finished before the kill
             assert proc.returncode == 0, (tmp_path / f"stderr{attempt}.txt").read_text()
@@ -119,7 +124,7 @@ def test_kill_minus_nine_and_resume_gives_the_clean_runs(tmp_path):
         if kills >= 5:
             break
     assert kills >= 5
-    final = run_cli("run", spec, "--out", out, "--n-jobs", "2", "--quiet")
+    final = run_cli("run", spec, "--out", out, "--n-jobs", "2", "--quiet", env=SLOW_ENV)
     assert final.returncode == 0, final.stderr
     got = runs_without_duration(out / "runs.csv")
     assert got["run_id"].is_unique and sorted(got["run_id"]) == sorted(expected["run_id"])
@@ -189,7 +194,7 @@ def test_ctrl_c_stops_cleanly_and_resumes(tmp_path):
                       iterations=10000, batch=2)
     out = tmp_path / "c"
     proc = subprocess.Popen([sys.executable, "-m", "sweep", "run", str(spec), "--out", str(out), "--n-jobs", "1",
-                             "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=SLOW_ENV)
     time.sleep(3.0)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -198,6 +203,6 @@ def test_ctrl_c_stops_cleanly_and_resumes(tmp_path):
     study = optuna.load_study(study_name="small", storage=f"sqlite:///{out / 'study.db'}")
     states = [t.state for t in study.get_trials()]
     assert optuna.trial.TrialState.RUNNING not in states and optuna.trial.TrialState.FAIL in states
-    assert run_cli("run", spec, "--out", out, "--n-jobs", "1", "--quiet").returncode == 0
+    assert run_cli("run", spec, "--out", out, "--n-jobs", "1", "--quiet", env=SLOW_ENV).returncode == 0
     runs = pd.read_csv(out / "runs.csv")
     assert len(runs) == 8 * 3 and runs["run_id"].is_unique

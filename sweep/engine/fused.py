@@ -44,7 +44,6 @@ import math
 import numpy as np
 
 try:  # numba is a dependency, but the numpy path must keep working without it
-    import numba
     from llvmlite import ir
     from numba import njit, types
     from numba.extending import intrinsic, overload
