@@ -251,12 +251,11 @@ def findings(a: Analysis) -> list[Finding]:
                 f"of its runs predict a single class: that is not robustness, the network is not learning.",
                 "failures", "trap", 8.8))
         elif len(traps) > 1:
-            shown = "; ".join(f"{r_['config']} (sd {_diff(a, r_['sd'])}, {_pct(r_['single_class'])} single-class)"
-                              for _, r_ in traps.head(3).iterrows())
-            more = f", and {len(traps) - 3} more (failures.csv)" if len(traps) > 3 else ""
+            shown = _first_three(traps, lambda r_: f"{r_['config']} (sd {_diff(a, r_['sd'])}, "
+                                                   f"{_pct(r_['single_class'])} single-class)")
             out.append(Finding(
                 f"{len(traps)} configurations look stable (near-zero sd of {a.metric}) only because most of their runs "
-                f"predict a single class, which is not robustness: the networks are not learning. {shown}{more}.",
+                f"predict a single class, which is not robustness: the networks are not learning. {shown}.",
                 "failures", "trap", 8.8))
         bim = f[f["bimodal"].fillna(False).astype(bool)].sort_values("bimodal_gap", ascending=False)
         if len(bim) == 1:
@@ -266,12 +265,11 @@ def findings(a: Analysis) -> list[Finding]:
                 f"), so its mean describes no actual run{_bimodal_why(a, row['config'])}.",
                 f"ecdf_{top or 'all'}", "bimodal", 7.5))
         elif len(bim) > 1:
-            shown = "; ".join(f"{r_['config']} (gap {_diff(a, r_['bimodal_gap'])}{_bimodal_why(a, r_['config'])})"
-                              for _, r_ in bim.head(3).iterrows())
-            more = f", and {len(bim) - 3} more (failures.csv)" if len(bim) > 3 else ""
+            shown = _first_three(bim, lambda r_: f"{r_['config']} (gap {_diff(a, r_['bimodal_gap'])}"
+                                                 f"{_bimodal_why(a, r_['config'])})")
             out.append(Finding(
                 f"{len(bim)} of {n_cfg} configurations have bimodal outcomes (two groups of seeds), so their means "
-                f"describe no actual run: {shown}{more}.", f"ecdf_{top or 'all'}", "bimodal", 7.5))
+                f"describe no actual run: {shown}.", f"ecdf_{top or 'all'}", "bimodal", 7.5))
     s = a.summary
     if len(s) and len(r) and a.is_accuracy:
         row = s[(s["config"] == r.iloc[0]["config"]) & (s["metric"] == a.metric)]
@@ -307,6 +305,12 @@ def findings(a: Analysis) -> list[Finding]:
                            "variance_global", "importance", 3))
     out.sort(key=lambda x: -x.weight)
     return out
+
+
+def _first_three(rows: pd.DataFrame, describe) -> str:
+    """The first three rows described, "; "-joined, and how many more there are (in failures.csv)."""
+    shown = "; ".join(describe(r_) for _, r_ in rows.head(3).iterrows())
+    return shown + (f", and {len(rows) - 3} more (failures.csv)" if len(rows) > 3 else "")
 
 
 def _bimodal_why(a: Analysis, config: str) -> str:
