@@ -77,23 +77,29 @@ def _masked_command() -> str:
     return mask_secrets(" ".join(shlex.quote(a) for a in sys.argv))
 
 
-def _terminate_as_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 @contextlib.contextmanager
 def _sigterm_as_interrupt():
     """SIGTERM (a cluster scheduler, a container stop) stops a run like Ctrl-C: trials in flight are
-    marked failed at once, so other workers re-run them without waiting for the grace period."""
+    marked failed at once, so other workers re-run them without waiting for the grace period. Both
+    signals also set ``runner.STOP``: a KeyboardInterrupt raised inside a finaliser (numba's, say) is
+    printed and ignored by Python, and the runner then stops at its next check instead."""
+    from .runner import STOP
+    STOP.clear()
+
+    def interrupt(signum, frame):
+        STOP.set()
+        raise KeyboardInterrupt
+
     try:
-        previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+        previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     except ValueError:          # not the main thread
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _run_options(args: argparse.Namespace) -> dict:

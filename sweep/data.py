@@ -191,6 +191,10 @@ SYNTHETIC: dict[str, SyntheticGenerator] = {
 #: Real sets shipped inside scikit-learn (no download).
 REAL: tuple[str, ...] = ("breast_cancer", "digits", "iris", "wine")
 
+#: (samples, features) of the real sets, known without importing scikit-learn (``shape_hint``).
+REAL_SHAPES: dict[str, tuple[int, int]] = {"breast_cancer": (569, 30), "digits": (1797, 64), "iris": (150, 4),
+                                           "wine": (178, 13)}
+
 #: Allowed ``scale`` values of :func:`split_dataset`.
 SCALES: tuple[str, ...] = ("standard", "minmax", "none")
 
@@ -203,6 +207,13 @@ CSV_PREFIX = "csv:"
 def available_datasets() -> list[str]:
     """Names accepted by :func:`load_dataset` (besides ``"csv:<path>"``), sorted."""
     return sorted([*SYNTHETIC, *REAL])
+
+
+def shape_hint(dataset: str, n_samples: int, features: Sequence[str] | None = None) -> tuple[int, int]:
+    """(samples, features) of a data set without loading it, for cost estimates only: exact for the
+    synthetic and real sets, nominal (1000 rows, 32 or the selected features) for CSV files."""
+    n, d = REAL_SHAPES.get(dataset, (n_samples, 2) if dataset in SYNTHETIC else (1000, 32))
+    return n, len(features) if features else d
 
 
 # --------------------------------------------------------------------------- loading

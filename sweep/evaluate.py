@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .data import Split, load_dataset, split_dataset
+from .data import Split, load_dataset, shape_hint, split_dataset
 from .engine import Arch, Legacy, OptimConfig, TrainConfig, init_params, train
 from .spec import DataSection, StudySpec
 
@@ -83,6 +83,23 @@ def run_config(spec: StudySpec, seeds: list[tuple[int, int, int]]) -> dict[str, 
                 for name, arr in res.curves.items():
                     curves.setdefault(name, [None] * len(seeds))[k] = arr[keep, j].tolist()
     return {"runs": runs, "curves": curves}
+
+
+def estimate_cost(spec: StudySpec, n_seeds: int) -> float:
+    """Relative training cost of a configuration on ``n_seeds`` seeds (arbitrary units, for ordering
+    only; the data set is not loaded): steps x (samples per step x (6 x weights + 20 x hidden units)
+    + a fixed per-step cost). Dispatching the costliest trials first balances the workers (longest
+    processing time first)."""
+    n, d = shape_hint(spec.data.dataset, spec.data.n_samples, spec.data.features)
+    t = spec.train
+    rows = min(t.batch_size or n, n)
+    if t.epochs is not None:
+        steps = t.epochs * -(-n // rows)
+    else:
+        steps = t.iterations if t.iterations is not None else 1000
+    dims = [d, *spec.model.hidden, 1]
+    weights = sum((a + 1) * b for a, b in zip(dims[:-1], dims[1:]))
+    return float(n_seeds * steps * (rows * (6 * weights + 20 * sum(spec.model.hidden)) + 5000))
 
 
 def aggregate(values: list[float], how: str, direction: str) -> float:

@@ -1,10 +1,13 @@
-"""The Optuna runner: each process owns its asks and tells, joblib (loky or Dask) trains.
+"""The Optuna runner: each process owns its asks and tells; loky processes (or Dask) train.
 
-One trial = one configuration on the whole seed set. Trials are asked in generations of a fixed size
-(``study.batch``), trained in parallel, then told. With one worker the sampler's sequence depends on
-the spec only, never on ``n_jobs``, the backend or timing. The storage is the truth: every generation
-starts by failing trials whose process died (same host: its PID is gone; any host: its heartbeat is
-stale) and re-enqueueing every designed configuration that has no finished, running or waiting trial.
+One trial = one configuration on the whole seed set. A grid study keeps every worker busy: a trial is
+asked as soon as a worker is free, from a queue ordered costliest first (``evaluate.estimate_cost``),
+so the workers finish together. A sampler study asks generations of a fixed size (``study.batch``),
+trains them in parallel and tells them all before asking again: with one `sweep run` process the sampler's
+sequence depends on the spec only, never on ``n_jobs``, the backend or timing. The storage is the
+truth: asking starts by failing trials whose process died (same host: its PID is gone; any host: its
+heartbeat is stale) and re-enqueueing every designed configuration that has no finished, running or
+waiting trial (at the start, when the queue runs short, and at least once per heartbeat interval).
 So a killed sweep, run again, finishes exactly the designed set: nothing lost, nothing run twice.
 
 Several workers (``sweep worker``, any number of hosts, one shared storage): the decisions that must
@@ -19,6 +22,7 @@ worker asks (the history it sees); the set of runs for a grid does not.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -35,11 +39,10 @@ from typing import Any, Callable
 
 import numpy as np
 import optuna
-from joblib import Parallel, delayed
 from optuna.trial import TrialState
 
 from . import design
-from .evaluate import aggregate, run_config
+from .evaluate import aggregate, estimate_cost, run_config
 from .spec import SpecError, StudySpec
 from .store import default_storage, export, mask_secrets, mask_url, open_storage, study_lock
 
@@ -64,6 +67,16 @@ def _host_id() -> str:
 
 
 HOST_ID = _host_id()
+
+
+#: Set by the command line's SIGINT/SIGTERM handler: the run stops at the next check (after a job
+#: returns, before anything is told), failing its trials in flight.
+STOP = threading.Event()
+
+
+def _check_stop() -> None:
+    if STOP.is_set():
+        raise KeyboardInterrupt
 
 
 class SpecChangedError(SpecError):
@@ -164,17 +177,21 @@ def recover(study: optuna.Study, spec: StudySpec) -> list[int]:
                 params = t.params or t.system_attrs.get("fixed_params")
                 if params:
                     wanted.setdefault(t.user_attrs["config_id"], params)
-    for cid, params in wanted.items():
-        if cid not in covered:
-            _retry(study.enqueue_trial, params, user_attrs={"config_id": cid})
+    missing = [(cid, params) for cid, params in wanted.items() if cid not in covered]
+    if len(missing) > 1:    # costliest first: the workers finish together (longest processing time first)
+        n_seeds = len(spec.seeds.tuples())
+        cost = {cid: estimate_cost(design.apply(spec, params), n_seeds) for cid, params in missing}
+        missing.sort(key=lambda item: -cost[item[0]])       # stable: grid order among equal costs
+    for cid, params in missing:
+        _retry(study.enqueue_trial, params, user_attrs={"config_id": cid})
     return failed
 
 
-def _ask_generation(study: optuna.Study, spec: StudySpec,
-                    in_flight: list | None = None) -> list[tuple[optuna.trial.Trial, dict]]:
-    """Ask up to ``spec.study.batch`` trials: enqueued (waiting) ones first, then fresh proposals.
-    Call under ``study_lock`` (the counts below are then exact). Every trial asked is appended to
-    ``in_flight`` at once, so an interrupt in the middle of asking still fails it."""
+def _ask_generation(study: optuna.Study, spec: StudySpec, in_flight: list | None = None,
+                    limit: int | None = None) -> list[tuple[optuna.trial.Trial, dict]]:
+    """Ask up to ``limit`` (default ``spec.study.batch``) trials: enqueued (waiting) ones first, then
+    fresh proposals. Call under ``study_lock`` (the counts below are then exact). Every trial asked
+    is appended to ``in_flight`` at once, so an interrupt in the middle of asking still fails it."""
     in_flight = [] if in_flight is None else in_flight
     trials = _retry(study.get_trials, deepcopy=False)
     waiting = sum(t.state == TrialState.WAITING for t in trials)
@@ -184,7 +201,7 @@ def _ask_generation(study: optuna.Study, spec: StudySpec,
     fresh = 0 if spec.study.sampler == "grid" else max(0, design.n_configs(spec) - len(started))
     storage = _rdb(study)
     asked = []
-    for _ in range(spec.study.batch):
+    for _ in range(spec.study.batch if limit is None else limit):
         from_queue = waiting > 0
         if waiting > 0:
             waiting -= 1
@@ -246,21 +263,43 @@ class _Heartbeat:
         self._stop.set()
 
 
+class _InProcess(concurrent.futures.Executor):
+    """One job at a time in this process (``n_jobs=1`` on loky): no worker start-up at all."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:    # KeyboardInterrupt and SystemExit propagate at once
+            future.set_exception(exc)
+        return future
+
+
 @contextlib.contextmanager
 def executor(backend: str, n_jobs: int, scheduler: str | None = None):
-    """A joblib ``Parallel`` for the training jobs: loky processes on this host, or a Dask cluster
-    (``scheduler`` = ``tcp://HOST:PORT``; none: a ``LocalCluster`` of ``n_jobs`` one-thread workers).
-    Yields ``(parallel, description)``. Results do not depend on the backend: every job builds its
-    own random streams from integer seeds and runs with one BLAS thread."""
+    """Where training jobs run: loky processes on this host (this process itself for one job), or a
+    Dask cluster (``scheduler`` = ``tcp://HOST:PORT``; none: a ``LocalCluster`` of ``n_jobs``
+    one-thread workers). Yields ``(executor, slots, description)``: a ``concurrent.futures``
+    executor and how many jobs to keep submitted (the jobs it runs at once, plus one queued ahead when
+    it runs them elsewhere). Results do not depend on the backend: every job
+    builds its own random streams from integer seeds and runs with one BLAS thread."""
     if backend == "loky":
-        with Parallel(n_jobs=n_jobs, backend="loky") as pool:
-            yield pool, f"loky, {n_jobs} processes"
+        if n_jobs == 1:
+            yield _InProcess(), 1, "in this process"
+            return
+        from joblib.externals.loky import get_reusable_executor
+        pool = get_reusable_executor(max_workers=n_jobs, timeout=60)
+        try:    # one job queued ahead: a worker that finishes starts its next job without waiting for our tell
+            yield pool, n_jobs + 1, f"loky, {n_jobs} processes"
+        except BaseException:
+            # Interrupted or failed: stop the jobs still running (their trials are failed by the caller).
+            pool.shutdown(wait=False, kill_workers=True)
+            raise
         return
     if backend != "dask":
         raise SpecError(f"--backend {backend!r} is not allowed; allowed: {', '.join(BACKENDS)}")
     try:
         from distributed import Client, LocalCluster
-        from joblib import parallel_config
     except ImportError:
         raise SpecError("--backend dask needs dask.distributed: pip install 'sweep[cluster]'") from None
     cluster = None
@@ -277,9 +316,14 @@ def executor(backend: str, n_jobs: int, scheduler: str | None = None):
         client = Client(cluster)
         where = f"dask, local cluster of {n_jobs} workers"
     try:
-        with parallel_config(backend="dask", client=client, wait_for_workers_timeout=120):
-            with Parallel(n_jobs=-1) as pool:
-                yield pool, where
+        client.wait_for_workers(1, timeout=120)
+        threads = max(1, sum(client.nthreads().values()))
+        pool = client.get_executor(pure=False)
+        try:
+            yield pool, threads + 1, f"{where} ({threads} threads)"
+        finally:
+            with contextlib.suppress(Exception):
+                pool.shutdown(wait=False)
     finally:
         with contextlib.suppress(Exception):
             client.close()
@@ -361,24 +405,48 @@ def run_study(spec: StudySpec, *, out: str | Path | None = None, storage: str | 
     rdb = _rdb(study)
     in_flight: list[optuna.trial.Trial] = []
     waiting_since = None
-    with _Heartbeat(rdb, heartbeat_interval) as hb, executor(backend, n_jobs, scheduler) as (pool, where):
+    short, recovered_at = True, 0.0
+    stream = spec.study.sampler == "grid"    # no sampler to feed: keep every worker busy, no generations
+    pending: dict[concurrent.futures.Future, tuple[optuna.trial.Trial, dict]] = {}
+    with _Heartbeat(rdb, heartbeat_interval) as hb, executor(backend, n_jobs, scheduler) as (pool, slots, where):
         log.info("%s %s: %s, storage %s, host %s, pid %d", role, spec.study.name, where, mask_url(url), HOST,
                  os.getpid())
         try:
             while True:
-                t0 = time.perf_counter()
-                with study_lock(rdb, spec.study.name):
-                    recover(study, spec)
-                    in_flight = []
-                    asked = _ask_generation(study, spec, in_flight)
-                    hb.trial_ids = [t._trial_id for t in in_flight]
-                    others = [] if asked else _retry(study.get_trials, deepcopy=False, states=(TrialState.RUNNING,))
-                if bar is not None:
-                    done = sum(t.state == TrialState.COMPLETE for t in _retry(study.get_trials, deepcopy=False))
-                    bar.n = done * len(seeds)
-                    bar.refresh()
-                storage_s += time.perf_counter() - t0
-                if not asked:
+                _check_stop()
+                # Grid: ask one trial per free slot as soon as one frees up. Samplers: a generation of
+                # ``batch`` trials, asked only when the previous one is told (the history each ask
+                # sees is then fixed by the spec, whatever the number of workers or their speed).
+                if (stream and len(pending) < slots) or not pending:
+                    t0 = time.perf_counter()
+                    want = slots - len(pending) if stream else spec.study.batch
+                    with study_lock(rdb, spec.study.name):
+                        # Dead trials and missing configurations: looked for at the start, whenever
+                        # the queue ran short and at least once per heartbeat interval.
+                        fresh_look = short or time.time() - recovered_at > heartbeat_interval
+                        if fresh_look:
+                            recover(study, spec)
+                            recovered_at = time.time()
+                        asked = _ask_generation(study, spec, in_flight, limit=want)
+                        if not asked and not fresh_look:     # nothing queued: look again before leaving
+                            recover(study, spec)
+                            recovered_at = time.time()
+                            asked = _ask_generation(study, spec, in_flight, limit=want)
+                        short = len(asked) < want
+                        hb.trial_ids = [t._trial_id for t in in_flight]
+                        others = [] if asked or pending else _retry(study.get_trials, deepcopy=False,
+                                                                    states=(TrialState.RUNNING,))
+                    if bar is not None and not pending:
+                        done = sum(t.state == TrialState.COMPLETE for t in _retry(study.get_trials, deepcopy=False))
+                        bar.n = done * len(seeds)
+                        bar.refresh()
+                    storage_s += time.perf_counter() - t0
+                    if len(asked) > 1:      # costliest first, so the workers finish together
+                        cost = [estimate_cost(design.apply(spec, p), len(seeds)) for _, p in asked]
+                        asked = [asked[i] for i in sorted(range(len(asked)), key=lambda i: -cost[i])]
+                    for trial, params in asked:
+                        pending[pool.submit(run_config, design.apply(spec, params), seeds)] = (trial, params)
+                if not pending:
                     if not others:
                         break
                     # The design is not complete while other processes' trials run: wait for them,
@@ -389,9 +457,12 @@ def run_study(spec: StudySpec, *, out: str | Path | None = None, storage: str | 
                     time.sleep(poll)
                     continue
                 waiting_since = None
-                results = pool(delayed(run_config)(design.apply(spec, params), seeds) for _, params in asked)
+                finished, _ = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
+                _check_stop()
                 t0 = time.perf_counter()
-                for (trial, _), result in zip(asked, results):
+                for future in sorted(finished, key=lambda f: pending[f][0].number):
+                    trial, _ = pending.pop(future)
+                    result = future.result()        # a job's exception ends the run (trials failed below)
                     values = [r[spec.study.objective] for r in result["runs"]]
                     finite = [v for v in values if np.isfinite(v)]
                     engine_s += sum(r["duration_s"] for r in result["runs"])
@@ -404,6 +475,8 @@ def run_study(spec: StudySpec, *, out: str | Path | None = None, storage: str | 
                         ok = told.state == TrialState.COMPLETE
                     except optuna.exceptions.UpdateFinishedTrialError:
                         ok = False
+                    in_flight.remove(trial)
+                    hb.trial_ids = [t._trial_id for t in in_flight]
                     if not ok:
                         # Another worker failed it (our heartbeat looked stale) and re-enqueued its
                         # configuration: that re-run is the one kept, this result is dropped.
@@ -414,10 +487,13 @@ def run_study(spec: StudySpec, *, out: str | Path | None = None, storage: str | 
                     n_trials_run += 1
                     if bar is not None:
                         bar.update(len(seeds))
-                in_flight, hb.trial_ids = [], []
                 storage_s += time.perf_counter() - t0
-        except KeyboardInterrupt:
+        except BaseException:
+            # Ctrl-C, SIGTERM or a failing job: fail every trial in flight at once, so a resume (or
+            # another worker) re-runs them without waiting for their heartbeats to go stale.
             hb.trial_ids = []
+            for future in pending:
+                future.cancel()
             for t in in_flight:
                 try:
                     study.tell(t, state=TrialState.FAIL, skip_if_finished=True)

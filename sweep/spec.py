@@ -33,7 +33,7 @@ class StudySection:
     aggregate: str = "mean"
     direction: str = "maximize"           # default: maximize for *_acc, minimize for *_loss
     sampler_seed: int = 0
-    batch: int = 8                        # trials asked per generation (fixed, so TPE never depends on n_jobs)
+    batch: int = 8                        # sampler trials asked per generation (fixed, so TPE never depends on n_jobs); grid: unused
 
 
 @dataclass(frozen=True)

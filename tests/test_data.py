@@ -6,12 +6,14 @@ import pytest
 
 from sweep.data import (
     REAL,
+    REAL_SHAPES,
     SYNTHETIC,
     DataError,
     Dataset,
     Split,
     available_datasets,
     load_dataset,
+    shape_hint,
     split_dataset,
 )
 
@@ -146,6 +148,17 @@ def test_real_sets_shapes(name, shape, n_classes):
     assert len(ds.classes) == n_classes
     assert sorted(np.unique(ds.y).tolist()) == list(range(n_classes))
     assert len(ds.feature_names) == shape[1] and all(isinstance(f, str) for f in ds.feature_names)
+
+
+def test_shape_hint_matches_the_loaded_sets():
+    """The cost estimate's shapes, known without loading, are the loaded shapes."""
+    assert sorted(REAL_SHAPES) == sorted(REAL)
+    for name in REAL:
+        assert shape_hint(name, 400) == load_dataset(name).X.shape
+    for name in SYNTH_NAMES:
+        assert shape_hint(name, 123) == load_dataset(name, n_samples=123).X.shape
+    assert shape_hint("iris", 400, ["petal width (cm)"]) == (150, 1)
+    assert shape_hint("csv:whatever.csv", 400) == (1000, 32)          # nominal: not loaded
 
 
 def test_real_set_names_and_counts():

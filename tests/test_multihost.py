@@ -425,12 +425,15 @@ def test_worker_options_are_checked(tmp_path, monkeypatch, capsys):
 def test_two_workers_share_a_sqlite_study_and_sigterm_fails_trials_at_once(tmp_path):
     """Same host, SQLite: the lock is a flock next to the database. SIGTERM stops a worker like
     Ctrl-C: its trials are failed at once. The stopped worker claims another host and the grace period
-    is long, so nothing else could have failed them by the time it exits."""
+    is long, so nothing else could have failed them by the time it exits. Both workers use the numpy
+    engine: its trials last long enough that the one seen training is still training when the signal
+    lands (with the fused engine, a trial is often told between the look and the signal)."""
     name = unique("lite")
     spec = write_spec(tmp_path, name, **GRID30_KW)
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     args = ("--grace-period", 60)
-    victim = start_workers(spec, url, 1, tmp_path, args=args, extra_env={0: {"SWEEP_HOST": "other-host"}})[0]
+    victim = start_workers(spec, url, 1, tmp_path, args=args,
+                           extra_env={0: {"SWEEP_HOST": "other-host", "SWEEP_ENGINE": "numpy"}})[0]
     procs = [victim]
 
     def trials_of(proc, training=False):
@@ -452,7 +455,7 @@ def test_two_workers_share_a_sqlite_study_and_sigterm_fails_trials_at_once(tmp_p
         wait_until(lambda: trials_of(victim, training=True), "the first worker never trained")
         other = subprocess.Popen(sweep_cmd("worker", spec, "--out", tmp_path / "w1", "--n-jobs", 1, "--quiet", *args),
                                  stdout=subprocess.DEVNULL, stderr=open(tmp_path / "worker1.err", "w"),
-                                 env=env_with(SWEEP_STORAGE=url), start_new_session=True)
+                                 env=env_with(SWEEP_STORAGE=url, SWEEP_ENGINE="numpy"), start_new_session=True)
         procs.append(other)
         wait_until(lambda: trials_of(other), "the second worker never took a trial")    # both at work now
         stopped = [t.number for t in wait_until(lambda: trials_of(victim, training=True), "no training to stop")]

@@ -163,6 +163,24 @@ def test_tpe_budget_is_exact_and_independent_of_n_jobs(tmp_path):
     assert t.value == pytest.approx(x.mean() - 1.96 * x.std(ddof=1) / np.sqrt(3))   # lcb told to Optuna
 
 
+def test_grid_trials_run_costliest_first(tmp_path):
+    """Longest processing time first: the grid queue is ordered by the estimated cost, so the widest,
+    longest configurations are handed out first and the workers finish together."""
+    from sweep import design
+    from sweep.evaluate import estimate_cost
+    from sweep.spec import load_spec
+    space = '"model.hidden" = { values = [[2], [16]] }\n"train.iterations" = { values = [20, 60] }'
+    path = write_spec(tmp_path, space=space)
+    spec = load_spec(path)
+    cost = {cid: estimate_cost(design.apply(spec, params), 3) for cid, params in design.grid(spec)}
+    assert cost["c003"] > cost["c002"] > cost["c001"] > cost["c000"]      # (16, 60), (16, 20), (2, 60), (2, 20)
+    assert estimate_cost(spec, 6) == 2 * estimate_cost(spec, 3)
+    assert main(["run", str(path), "--out", str(tmp_path / "o"), "--n-jobs", "2", "--quiet"]) == 0
+    study = optuna.load_study(study_name="small", storage=f"sqlite:///{tmp_path / 'o' / 'study.db'}")
+    by_number = [t.user_attrs["config_id"] for t in sorted(study.trials, key=lambda t: t.number)]
+    assert by_number == ["c003", "c002", "c001", "c000"]
+
+
 def test_optuna_loads_the_study_by_url_in_a_fresh_process(tmp_path):
     spec = write_spec(tmp_path, iterations=10)
     assert main(["run", str(spec), "--out", str(tmp_path / "o"), "--n-jobs", "1", "--quiet"]) == 0
