@@ -42,7 +42,7 @@ import optuna
 from optuna.trial import TrialState
 
 from . import design
-from .evaluate import aggregate, estimate_cost, run_config
+from .evaluate import aggregate, estimate_cost, run_config, warm_up
 from .spec import SpecError, StudySpec
 from .store import default_storage, export, mask_secrets, mask_url, open_storage, study_lock
 
@@ -388,12 +388,27 @@ def run_study(spec: StudySpec, *, out: str | Path | None = None, storage: str | 
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     if grace_period <= heartbeat_interval:
         raise SpecError(f"--grace-period {grace_period} must be longer than --heartbeat-interval {heartbeat_interval}")
+    n_jobs = n_jobs or os.cpu_count() or 1
+    with executor(backend, n_jobs, scheduler) as (pool, slots, where):
+        if backend == "loky" and n_jobs > 1:
+            # fresh worker processes import, load the data and the compiled loop while we open the study
+            for _ in range(n_jobs):
+                pool.submit(warm_up, spec)
+        return _run(spec, pool, slots, where, out=out, storage=storage, n_jobs=n_jobs, fresh=fresh,
+                    progress=progress, command=command, backend=backend, scheduler=scheduler,
+                    heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                    export_results=export_results, role=role, start=start, started_at=started_at)
+
+
+def _run(spec: StudySpec, pool: concurrent.futures.Executor, slots: int, where: str, *, out, storage, n_jobs,
+         fresh, progress, command, backend, scheduler, heartbeat_interval, grace_period, export_results, role,
+         start, started_at) -> RunSummary:
+    """``run_study`` once its executor exists."""
     out_dir = prepare_out_dir(spec, out, storage, fresh) if export_results else Path(out or Path("results") / spec.study.name)
     url = storage or default_storage(out_dir)
     study = open_study(spec, url, heartbeat_interval, grace_period)
     if export_results:
         write_run_info(out_dir, spec, url)
-    n_jobs = n_jobs or os.cpu_count() or 1
     seeds = spec.seeds.tuples()
     total_runs = design.n_configs(spec) * len(seeds)
     bar = None
@@ -408,7 +423,7 @@ def run_study(spec: StudySpec, *, out: str | Path | None = None, storage: str | 
     short, recovered_at = True, 0.0
     stream = spec.study.sampler == "grid"    # no sampler to feed: keep every worker busy, no generations
     pending: dict[concurrent.futures.Future, tuple[optuna.trial.Trial, dict]] = {}
-    with _Heartbeat(rdb, heartbeat_interval) as hb, executor(backend, n_jobs, scheduler) as (pool, slots, where):
+    with _Heartbeat(rdb, heartbeat_interval) as hb:
         log.info("%s %s: %s, storage %s, host %s, pid %d", role, spec.study.name, where, mask_url(url), HOST,
                  os.getpid())
         try:
