@@ -153,6 +153,24 @@ def test_float32_close_to_numpy_float32(cancer):
     assert np.abs(ref.diagnostics["val_acc"] - got.diagnostics["val_acc"]).max() <= 0.005
 
 
+@pytest.mark.parametrize("act,opt", [("sigmoid", "adamw"), ("tanh", "nesterov"), ("relu", "rmsprop")])
+def test_padding_and_blocks_agree_with_numpy(cancer, act, opt):
+    """The kernel pads the samples (here 397 -> 400) and the parameter rows with zeros and runs the
+    products in blocks of at most 1e6 / (400 * 32) = 78 rows: 12 networks of 7 units take two
+    blocks, one network of 100 units two pieces. Same results as numpy, padding leaks nowhere."""
+    from conftest import make_split
+    name = "momentum" if opt == "nesterov" else opt
+    data = make_split(cancer.X_train[:397], cancer.y_train[:397], cancer.X_val, cancer.y_val)
+    for hidden, N in ((7, 12), (100, 1)):
+        arch = Arch.for_data(30, 2, (hidden,), act)
+        W0 = init_params(30, (hidden,), 1, "xavier_normal", range(N))
+        cfg = TrainConfig(OptimConfig(name, nesterov=opt == "nesterov", weight_decay=0.01), iterations=40,
+                          l2=0.05, clip_norm=0.3, log_every=9)
+        lrs = np.resize(LRS[name], N)
+        ref, got = _both(data, arch, cfg, W0, lrs, chunk=N)
+        _compare(ref, got)
+
+
 @pytest.mark.parametrize("hidden", [5, 40])
 def test_chunking_does_not_change_fused_results(cancer, hidden):
     """Each network's loop touches only its own rows; BLAS may sum a row's products in another

@@ -10,28 +10,48 @@ clipping and logging rules) and agrees with it to rounding (``tests/test_engine_
 
 Design (measured on the project's machine, see ``shared/PERFORMANCE.md``):
 
-* samples on the last axis, as in ``layers.py``: the first layer of all N networks is ONE matrix
-  product forward, ``Z = W0 @ XT`` with ``W0`` viewed as ``(N * H, d + 1)``, and ONE backward,
-  ``dW0 = dZ @ X`` (``np.dot``, i.e. scipy's BLAS);
+* samples on the last axis, as in ``layers.py``: the first layer of a block of networks is one
+  matrix product forward, ``Z = W0 @ XT`` with ``W0`` viewed as ``(N * H, d + 1)``, and one
+  backward, ``dW0 = dZ @ X`` (``np.dot``, i.e. scipy's BLAS);
+* the networks go through the hidden layer a block at a time, each product cut into pieces of at
+  most ``R`` rows with ``R n (d + 1) <= 1e6`` (54 rows here): OpenBLAS then takes its small-matrix
+  kernels (no packing), 20-30% faster on these thin products than its packed path (which one
+  product of all N H rows takes as soon as N H > 54: that made N = 64 12% slower than N = 16 at
+  H = 3, and one H = 256 network 18% slower). The block's work rows stay in cache in between;
 * per network, one pass over its H rows of ``Z`` computes the activation in place and accumulates
   the output logits; one pass over the samples computes probability, loss, accuracy and the
   output delta; one pass over the rows again computes the output-layer gradient and overwrites
   the activations with the hidden deltas, ready for the backward product. Every inner loop runs
   over the samples, contiguous, so it vectorises whatever H and N are;
-* ``exp``, ``expm1`` and ``log1p`` are written out (range reduction + polynomial, no libm call),
-  so these loops vectorise; they are within 1-2 ulp of numpy's. Row loops may use 512-bit vectors
-  (``_wide_vectors``); reductions may reassociate (``fastmath`` reassoc + contract, row kernel only);
+* ``exp``, ``expm1`` and ``log1p`` are written out (range reduction + polynomial in Estrin's
+  scheme, no libm call), so these loops vectorise; they are within 1-2 ulp of numpy's. Row loops
+  may use 512-bit vectors (``_wide_vectors``); reductions may reassociate (``fastmath`` reassoc +
+  contract, row kernel only);
 * per network, two short loops over its parameters: gradient finishing (penalty, times 1/m, norm
   for clipping and the first/last gradient norms), then the optimizer update with the clipping
-  scale folded in; Adam multiplies by its bias corrections' reciprocals (divisions bound it);
-* the inputs and first-layer weights are padded with zero columns to a multiple of 8 (BLAS is
-  markedly faster so); the padding is never updated and changes no sum;
+  scale folded in; Adam multiplies by its bias corrections' reciprocals (its sqrt and division
+  bound it);
+* padding, all zeros: the inputs and first-layer weights get columns up to a multiple of 8 (BLAS
+  is markedly faster so), the output-layer weights too, and the samples up to a multiple of 8 in
+  64-byte aligned arrays (every row of the work array aligned for 512-bit loads, no remainder
+  loops: 4-12% at H = 3). The parameter loops run over the padded rows (whole vectors; no scalar
+  remainder with its sqrt and division: the Adam step 30% faster at H = 3): the padding's gradient
+  is set to exactly 0 after each backward product, so every optimizer (penalty, weight decay,
+  clipping included) keeps the padding weights and moments exactly 0; the padding samples'
+  activations and deltas are set to exactly 0 by the row passes; norms and penalties sum over the
+  real columns only. So the padding changes no sum;
 * the logged curves (train and validation loss and accuracy) are computed inside the loop at the
   logged steps, from the same forward pass; the final diagnostics are left to numpy (``train.py``).
 
-Where the time goes (one thread, float64, n = 569, H = 256, one network, per iteration): the two
-matrix products ~65% (at ~55 GFLOP/s: K = 32 is a thin product), the sigmoid row pass ~23% (the
-written-out exp; the division is hidden behind it), the backward row pass ~7%, Adam ~3%.
+Where the time goes (one thread, float64, n = 569, d = 30, Adam; measured by leaving each phase
+out of the loop): H = 256, one network, ~370 us per iteration: the two matrix products ~58% (at
+75-80 GFLOP/s in <= 54-row pieces; one 256-row product ran at ~60), the sigmoid row pass ~29% (the
+written-out exp and the division, whose throughput bounds the pass), the backward row pass ~7%,
+Adam ~6%. H = 3, 64 networks, ~5.4 us per network-iteration: the two products ~2.4 us (45%), the
+sigmoid pass ~1.2 us (22%), the output pass (exp, log1p, two divisions per sample) ~1.1 us
+(20%), the backward pass ~0.25 us and gradient finishing + Adam ~0.25 us. The elementwise passes
+are bound by 512-bit arithmetic throughput and the divider, not by memory: sharing one division
+between two sigmoids, or Newton reciprocals instead of divisions, did not make them faster.
 
 Bit-for-bit: the same inputs give the same bits, run after run and process after process
 (no threads in the kernel; BLAS sums in a fixed order); a network's result does not depend on its
@@ -82,12 +102,13 @@ def supported(arch, config, n_train: int) -> str | None:
 
 
 def fused_chunk(arch) -> int:
-    """Networks per fused call. The per-network work does not depend on N; larger N only makes the
-    two matrix products wider (more efficient) and the ``(N H, n)`` work array bigger (out of the
-    fast caches). Measured (64 networks, 300 Adam steps, n = 569, per network-step): H = 3 best at
-    8-16 networks per call (1.6x faster than one at a time), H = 8-16 at 2-4, H >= 32 at 1-2,
-    i.e. about 48 hidden units per call."""
-    return max(1, min(64, 48 // max(arch.hidden)))
+    """Networks per fused call. The kernel runs the hidden layer a block of networks at a time
+    (products of at most ~54 rows, see ``_dot_rows``), so a larger N no longer costs matrix-product
+    speed or cache; it only spreads the per-call overhead of ``train`` (~1 ms) over more networks.
+    Measured (300 Adam steps, n = 569, per network-step, through ``train``): H = 3 as fast at 36-64
+    networks per call as at 16, H = 8 10% faster at 12-24 than at 6, H = 16 2% faster at 6-12 than
+    at 3, H = 32 and 64 1-3% faster at 6 and 3 than at 1: about 192 hidden units per call."""
+    return max(1, min(64, 192 // max(arch.hidden)))
 
 
 _BLAS_SYNCED = False
@@ -173,19 +194,18 @@ if HAVE_NUMBA:
         j = x * 1.4426950408889634 + _MAGIC64
         k = j - _MAGIC64
         r = (x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10
-        # degree 11, Chebyshev-interpolated on [-ln2/2, ln2/2] (max rel. error 1.5e-16 in float64 Horner)
-        p = 2.511499048200889e-08
-        p = p * r + 2.763275636566797e-07
-        p = p * r + 2.755722220228783e-06
-        p = p * r + 2.4801485082759603e-05
-        p = p * r + 0.00019841269916290807
-        p = p * r + 0.001388888895280273
-        p = p * r + 0.008333333333303142
-        p = p * r + 0.041666666666485615
-        p = p * r + 0.16666666666666724
-        p = p * r + 0.5000000000000019
-        p = p * r + 1.0
-        p = p * r + 1.0
+        # degree 11, Chebyshev-interpolated on [-ln2/2, ln2/2] (max rel. error 1.5e-16):
+        # 1 + (r + r^2 q(r)) with q (degree 9) in Estrin's scheme, not Horner's: a shorter
+        # dependency chain lets the core overlap more elements (measured: the output pass 7%, the
+        # sigmoid pass 3% faster).
+        r2 = r * r
+        r4 = r2 * r2
+        q = ((0.5000000000000019 + 0.16666666666666724 * r)
+             + (0.041666666666485615 + 0.008333333333303142 * r) * r2) \
+            + ((0.001388888895280273 + 0.00019841269916290807 * r)
+               + (2.4801485082759603e-05 + 2.755722220228783e-06 * r) * r2) * r4 \
+            + (2.763275636566797e-07 + 2.511499048200889e-08 * r) * (r4 * r4)
+        p = 1.0 + (r + r2 * q)
         y = p * _bits_f64(_f64_bits(j) << 52)
         return 0.0 if x < -708.3964185322641 else y
 
@@ -243,17 +263,11 @@ if HAVE_NUMBA:
         u = (t - 1.0) * 0.5 if big else t          # log1p(t) = ln 2 + log1p((t - 1) / 2)
         w = u / (2.0 + u)                           # log1p(u) = 2 atanh(w), |w| <= 0.1716
         w2 = w * w if abs(w) > 1e-9 else 0.0        # (no subnormal squares: they are slow)
-        p = 1.0 / 23.0
-        p = p * w2 + 1.0 / 21.0
-        p = p * w2 + 1.0 / 19.0
-        p = p * w2 + 1.0 / 17.0
-        p = p * w2 + 1.0 / 15.0
-        p = p * w2 + 1.0 / 13.0
-        p = p * w2 + 1.0 / 11.0
-        p = p * w2 + 1.0 / 9.0
-        p = p * w2 + 1.0 / 7.0
-        p = p * w2 + 1.0 / 5.0
-        p = p * w2 + 1.0 / 3.0
+        w4 = w2 * w2                                # sum_k w2^k / (2k + 3), Estrin's scheme
+        w8 = w4 * w4
+        p = ((1.0 / 3.0 + (1.0 / 5.0) * w2) + (1.0 / 7.0 + (1.0 / 9.0) * w2) * w4) \
+            + ((1.0 / 11.0 + (1.0 / 13.0) * w2) + (1.0 / 15.0 + (1.0 / 17.0) * w2) * w4) * w8 \
+            + ((1.0 / 19.0 + (1.0 / 21.0) * w2) + (1.0 / 23.0) * w4) * (w8 * w8)
         r = 2.0 * w + (2.0 * w) * (w2 * p)
         return r + 0.6931471805599453 if big else r
 
@@ -298,27 +312,29 @@ if HAVE_NUMBA:
     # The row kernel: one network's share of the forward and backward passes.
     # ------------------------------------------------------------------------------------------
     @njit(fastmath=_FAST, **_JIT)
-    def _hidden_forward(Z, W1, k, act, lg, one, zero):
-        """Activate network ``k``'s rows of ``Z`` (pre-activations, ``(N H, n)``) in place and set
-        ``lg`` (n,) to its output logits ``b + sum_h w_h a_h``."""
+    def _hidden_forward(Z, W1, k, act, lg, n, one, zero):
+        """Activate network ``k``'s rows ``Z`` (its pre-activations, ``(H, n8)``) in place and set
+        ``lg`` (n8,) to its output logits ``b + sum_h w_h a_h``. The loops run over all ``n8``
+        columns (a multiple of 8: no remainder loop); the padding samples' activations are then set
+        to 0 (their pre-activation ``W0 @ 0`` is NaN for a non-finite weight)."""
         _wide_vectors()
-        H = W1.shape[1] - 1
-        n = lg.shape[0]
+        H = Z.shape[0]
+        n8 = lg.shape[0]
         b = W1[k, 0]
-        for i in range(n):
+        for i in range(n8):
             lg[i] = b
         for h in range(H):
-            zr = Z[k * H + h]
+            zr = Z[h]
             w = W1[k, 1 + h]
             if act == 0:        # sigmoid, as 1 / (1 + e) or e / (1 + e) with e = exp(-|z|)
-                for i in range(n):
+                for i in range(n8):
                     z = zr[i]
                     e = vexp_neg(-abs(z))
                     a = (one if z >= zero else e) / (one + e)
                     zr[i] = a
                     lg[i] += w * a
             elif act == 1:      # tanh(|x|) = -expm1(-2|x|) / (2 + expm1(-2|x|))
-                for i in range(n):
+                for i in range(n8):
                     z = zr[i]
                     em = vexpm1_neg(-(abs(z) + abs(z)))
                     t = -em / ((one + one) + em)
@@ -326,18 +342,21 @@ if HAVE_NUMBA:
                     zr[i] = a
                     lg[i] += w * a
             else:               # relu, NaN kept (np.maximum)
-                for i in range(n):
+                for i in range(n8):
                     z = zr[i]
                     a = zero if z < zero else z
                     zr[i] = a
                     lg[i] += w * a
+            for i in range(n, n8):
+                zr[i] = zero
 
     @njit(fastmath=_FAST, **_JIT)
     def _output(lg, y, D, one, zero):
         """Binary output: returns (summed cross-entropy as float64, number correct) and sets
-        ``D = sigmoid(logit) - y``, the gradient of the summed loss w.r.t. the logits."""
+        ``D = sigmoid(logit) - y``, the gradient of the summed loss w.r.t. the logits, over the ``n``
+        real samples (``D``'s padding stays 0)."""
         _wide_vectors()
-        n = lg.shape[0]
+        n = y.shape[0]
         loss = 0.0
         correct = 0
         for i in range(n):
@@ -351,40 +370,44 @@ if HAVE_NUMBA:
         return loss, correct
 
     @njit(fastmath=_FAST, **_JIT)
-    def _hidden_backward(Z, W1, G1, k, act, D, one, zero):
+    def _hidden_backward(Z, W1, G1, k, act, D, n, one, zero):
         """Network ``k``'s output-layer gradient into ``G1[k]`` (summed over samples) and its hidden
-        deltas written over its activations in ``Z``: ``(w d) a (1 - a)``, ``(w d)(1 - a^2)``,
-        ``(w d)[a > 0]`` as ``layers.backward`` orders them."""
+        deltas written over its activations ``Z`` (``(H, n8)``): ``(w d) a (1 - a)``,
+        ``(w d)(1 - a^2)``, ``(w d)[a > 0]`` as ``layers.backward`` orders them. Over all ``n8``
+        columns: ``D`` and the activations are 0 in the padding, the deltas are set to 0 there after
+        each row (``w d`` would be NaN for ``w = inf``)."""
         _wide_vectors()
-        H = W1.shape[1] - 1
-        n = D.shape[0]
+        H = Z.shape[0]
+        n8 = D.shape[0]
         s = zero
-        for i in range(n):
+        for i in range(n8):
             s += D[i]
         G1[k, 0] = s
         for h in range(H):
-            ar = Z[k * H + h]
+            ar = Z[h]
             w = W1[k, 1 + h]
             s = zero
             if act == 0:
-                for i in range(n):
+                for i in range(n8):
                     a = ar[i]
                     d = D[i]
                     s += d * a
                     ar[i] = ((w * d) * a) * (one - a)
             elif act == 1:
-                for i in range(n):
+                for i in range(n8):
                     a = ar[i]
                     d = D[i]
                     s += d * a
                     ar[i] = (w * d) * (one - a * a)
             else:
-                for i in range(n):
+                for i in range(n8):
                     a = ar[i]
                     d = D[i]
                     s += d * a
                     ar[i] = (w * d) * (one if a > zero else zero)
             G1[k, 1 + h] = s
+            for i in range(n, n8):
+                ar[i] = zero
 
     @njit(fastmath=_FAST, **_JIT)
     def _sumsq(M, r0, r1, c0, c1):
@@ -457,18 +480,44 @@ if HAVE_NUMBA:
     # The loop.
     # ------------------------------------------------------------------------------------------
     @njit(**_JIT)
-    def _eval_into(W0f, W1, XT, y, Z, lg, D, act, one, zero, loss_out, acc_out, cast):
-        """Mean cross-entropy (rounded to the dtype) and accuracy of every network on (XT, y)."""
+    def _aligned_zeros(rows, cols, like):
+        """A zeroed C-contiguous ``(rows, cols)`` array of ``like``'s dtype starting on a 64-byte
+        boundary (numba aligns to 32 only), so that with ``cols`` a multiple of 8 every row is
+        aligned for 512-bit loads."""
+        size = rows * cols
+        buf = np.zeros(size + 64 // like.itemsize, dtype=like.dtype)
+        off = ((-buf.ctypes.data) % 64) // like.itemsize
+        return buf[off:off + size].reshape((rows, cols))
+
+    @njit(**_JIT)
+    def _dot_rows(A, a0, B, C, c0, rows, R):
+        """``C[c0:c0+rows] = A[a0:a0+rows] @ B`` as products of at most ``R`` rows each (near-equal
+        pieces): OpenBLAS's small-matrix kernels (no packing; taken for M N K <= 1e6) run these thin
+        products 20-30% faster than the packed path (measured, 48-54-row pieces of a 256 x 32 x 576
+        product: 75-83 GFLOP/s against 63 forward, 67-68 against 56 backward)."""
+        pieces = (rows + R - 1) // R
+        step = (rows + pieces - 1) // pieces
+        for p in range(0, rows, step):
+            q = min(p + step, rows)
+            np.dot(A[a0 + p:a0 + q], B, C[c0 + p:c0 + q])
+
+    @njit(**_JIT)
+    def _eval_into(W0f, W1, XT, y, Z, lg, D, act, H, R, one, zero, loss_out, acc_out, cast):
+        """Mean cross-entropy (rounded to the dtype) and accuracy of every network on (XT, y);
+        ``Z``: work rows for a block of networks (see ``_loop``)."""
         _wide_vectors()
         N = W1.shape[0]
+        per = Z.shape[0] // H
         n = y.shape[0]
-        np.dot(W0f, XT, Z)
-        for k in range(N):
-            _hidden_forward(Z, W1, k, act, lg, one, zero)
-            loss, correct = _output(lg, y, D, one, zero)
-            cast[0] = loss / n
-            loss_out[k] = cast[0]
-            acc_out[k] = correct / n
+        for k0 in range(0, N, per):
+            k1 = min(k0 + per, N)
+            _dot_rows(W0f, k0 * H, XT, Z, 0, (k1 - k0) * H, R)
+            for k in range(k0, k1):
+                _hidden_forward(Z[(k - k0) * H:(k - k0 + 1) * H], W1, k, act, lg, n, one, zero)
+                loss, correct = _output(lg, y, D, one, zero)
+                cast[0] = loss / n
+                loss_out[k] = cast[0]
+                acc_out[k] = correct / n
 
     @njit(**_JIT)
     def _loop(XT, X, y, XvT, yv, W0f, W1, S1a, S1b, S2a, S2b, lr, frozen, diverged_step, limit,
@@ -478,7 +527,8 @@ if HAVE_NUMBA:
         ``frozen``/``diverged_step``/``limit``/``grad_first``/``grad_last``; returns the step where
         every network had diverged (then stops, like the numpy loop), or T.
 
-        ``ints``: (T, activation, optimizer, nesterov, divergence on, clipping on, l2 on, d + 1).
+        ``ints``: (T, activation, optimizer, nesterov, divergence on, clipping on, l2 on, d + 1, rows
+        per matrix product, H).
         ``W0f`` and the inputs may carry zero columns past ``d + 1`` (padding for BLAS); they stay 0.
         ``hp`` (float64): (divergence factor, clip norm, beta1, beta2).
         ``hpt`` (dtype): (1, 0, l2, m, l2/(2m), 1e-3, factor, clip, mu, rho, 1-rho, b1, 1-b1, b2,
@@ -486,25 +536,31 @@ if HAVE_NUMBA:
         _wide_vectors()
         T, act, opt, nesterov, has_div, has_clip, use_l2 = ints[0], ints[1], ints[2], ints[3] != 0, \
             ints[4] != 0, ints[5] != 0, ints[6] != 0
-        d1 = ints[7]
-        H1 = W1.shape[1]
+        d1, R, H = ints[7], ints[8], ints[9]
+        dp = W0f.shape[1]
+        H1p = W1.shape[1]
         one, zero, l2, m_t, coef, floor3, factor, clip = hpt[0], hpt[1], hpt[2], hpt[3], hpt[4], hpt[5], \
             hpt[6], hpt[7]
         mu, rho, omr, b1, omb1, b2, omb2, eps, wd = hpt[8], hpt[9], hpt[10], hpt[11], hpt[12], hpt[13], \
             hpt[14], hpt[15], hpt[16]
         N = W1.shape[0]
-        H = W1.shape[1] - 1
+        H1 = H + 1
         n = y.shape[0]
         nv = yv.shape[0]
         inv_m = one / m_t
-        Z = np.empty((N * H, n), dtype=W0f.dtype)
-        Zv = np.empty((N * H, nv), dtype=W0f.dtype)
-        G0 = np.empty_like(W0f)
-        G1 = np.empty_like(W1)
-        lg = np.empty(n, dtype=W0f.dtype)
-        D = np.empty(n, dtype=W0f.dtype)
-        lgv = np.empty(nv, dtype=W0f.dtype)
-        Dv = np.empty(nv, dtype=W0f.dtype)
+        n8, nv8 = XT.shape[1], XvT.shape[1]
+        # Networks go through the hidden layer a block at a time: products of at most R rows (see
+        # _dot_rows), and the block's work rows stay in the core's caches from the forward product
+        # to the backward one.
+        per = max(1, min(N, R // H))
+        Z = _aligned_zeros(per * H, n8, W0f)
+        Zv = _aligned_zeros(per * H, nv8, W0f)
+        G0 = np.zeros_like(W0f)
+        G1 = np.zeros_like(W1)      # its padding columns stay 0
+        lg = _aligned_zeros(1, n8, W0f)[0]
+        D = _aligned_zeros(1, n8, W0f)[0]
+        lgv = _aligned_zeros(1, nv8, W0f)[0]
+        Dv = _aligned_zeros(1, nv8, W0f)[0]
         ce = np.empty(N)
         correct = np.empty(N, dtype=np.int64)
         cast = np.empty(1, dtype=W0f.dtype)
@@ -513,17 +569,23 @@ if HAVE_NUMBA:
         for it in range(T):
             row = log_row[it]
             if row >= 0 and nv > 0:
-                _eval_into(W0f, W1, XvT, yv, Zv, lgv, Dv, act, one, zero, vl, va, cast)
+                _eval_into(W0f, W1, XvT, yv, Zv, lgv, Dv, act, H, R, one, zero, vl, va, cast)
                 for k in range(N):
                     curves[2, row, k] = vl[k]
                     curves[3, row, k] = va[k]
-            # forward + backward through the hidden layer, every network
-            np.dot(W0f, XT, Z)
-            for k in range(N):
-                _hidden_forward(Z, W1, k, act, lg, one, zero)
-                ce[k], correct[k] = _output(lg, y, D, one, zero)
-                _hidden_backward(Z, W1, G1, k, act, D, one, zero)
-            np.dot(Z, X, G0)
+            # forward + backward through the hidden layer, every network, a block at a time
+            for k0 in range(0, N, per):
+                k1 = min(k0 + per, N)
+                _dot_rows(W0f, k0 * H, XT, Z, 0, (k1 - k0) * H, R)
+                for k in range(k0, k1):
+                    Zk = Z[(k - k0) * H:(k - k0 + 1) * H]
+                    _hidden_forward(Zk, W1, k, act, lg, n, one, zero)
+                    ce[k], correct[k] = _output(lg, y, D, one, zero)
+                    _hidden_backward(Zk, W1, G1, k, act, D, n, one, zero)
+                _dot_rows(Z, 0, X, G0, k0 * H, (k1 - k0) * H, R)
+            for r in range(N * H):  # the padding columns' gradient (0 * NaN is NaN) must be 0
+                for j in range(d1, dp):
+                    G0[r, j] = zero
             # objective, curves, divergence
             all_frozen = True
             for k in range(N):
@@ -555,8 +617,9 @@ if HAVE_NUMBA:
             cast[0] = 1.0 - _pow(hp[3], t)
             ibc2 = one / cast[0]
             for k in range(N):
-                _finish_grads(W0f, G0, k * H, (k + 1) * H, d1, l2, inv_m, use_l2)
-                _finish_grads(W1, G1, k, k + 1, H1, l2, inv_m, use_l2)
+                # over the padded rows (whole vectors); the padding stays exactly 0 (module notes)
+                _finish_grads(W0f, G0, k * H, (k + 1) * H, dp, l2, inv_m, use_l2)
+                _finish_grads(W1, G1, k, k + 1, H1p, l2, inv_m, use_l2)
                 scale = one
                 if need_norm:
                     cast[0] = np.sqrt(_sumsq(G0, k * H, (k + 1) * H, 0, d1) + _sumsq(G1, k, k + 1, 0, H1))
@@ -572,8 +635,8 @@ if HAVE_NUMBA:
                     continue
                 lrk = lr[k]
                 c = (mu, rho, omr, b1, omb1, b2, omb2, eps, lrk * wd, ibc1, ibc2)
-                _opt_rows(W0f, G0, S1a, S2a, k * H, (k + 1) * H, d1, opt, nesterov, lrk, scale, has_clip, c)
-                _opt_rows(W1, G1, S1b, S2b, k, k + 1, H1, opt, nesterov, lrk, scale, has_clip, c)
+                _opt_rows(W0f, G0, S1a, S2a, k * H, (k + 1) * H, dp, opt, nesterov, lrk, scale, has_clip, c)
+                _opt_rows(W1, G1, S1b, S2b, k, k + 1, H1p, opt, nesterov, lrk, scale, has_clip, c)
         return T
 
     @njit(**_JIT)
@@ -582,10 +645,15 @@ if HAVE_NUMBA:
         return math.pow(b, np.float64(t))
 
 
-def _padded(A: np.ndarray, cols: int, dtype) -> np.ndarray:
-    """``A`` (rows, c) as a C-contiguous ``(rows, cols)`` array of ``dtype``, zeros past column c."""
-    out = np.zeros((A.shape[0], cols), dtype=dtype)
-    out[:, :A.shape[1]] = A
+def _padded(A: np.ndarray, rows: int, cols: int, dtype) -> np.ndarray:
+    """``A`` (r, c) as a C-contiguous ``(rows, cols)`` array of ``dtype`` starting on a 64-byte
+    boundary, zeros past row r and column c."""
+    dtype = np.dtype(dtype)
+    size = rows * cols
+    buf = np.zeros(size + 64 // dtype.itemsize, dtype=dtype)
+    off = (-buf.ctypes.data) % 64 // dtype.itemsize
+    out = buf[off:off + size].reshape(rows, cols)
+    out[:A.shape[0], :A.shape[1]] = A
     return out
 
 
@@ -603,17 +671,22 @@ def run_loop(W, X_aug, y, X_val_aug, y_val, config, arch, lr, steps, T):
     # BLAS runs markedly faster when the inner dimension is a multiple of 8 (measured: the backward
     # product 25-35% faster at d + 1 = 32 than at 31): pad inputs and first-layer weights with zero
     # columns; the loop never updates the padding, so it stays exactly 0 and changes no sum.
+    # The samples are padded too, to a multiple of 8 with zero rows, so that every row of the
+    # ``(N H, n8)`` work array starts on a 64-byte boundary and the row loops have no remainder;
+    # the kernel keeps the padding samples' activations and deltas exactly 0.
     dp = -(-d1 // 8) * 8
-    W0f = _padded(W0.reshape(N * H, d1), dp, dtype)
-    W1f = np.ascontiguousarray(W1.reshape(N, H + 1), dtype=dtype)
-    X = _padded(X_aug, dp, dtype)
-    XT = np.ascontiguousarray(X.T)
-    XvT = np.ascontiguousarray(_padded(X_val_aug, dp, dtype).T)
+    n8, nv8 = -(-n // 8) * 8, -(-X_val_aug.shape[0] // 8) * 8
+    W0f = _padded(W0.reshape(N * H, d1), N * H, dp, dtype)
+    H1p = -(-(H + 1) // 8) * 8
+    W1f = _padded(W1.reshape(N, H + 1), N, H1p, dtype)
+    X = _padded(X_aug, n8, dp, dtype)
+    XT = _padded(X_aug.T, dp, n8, dtype)
+    XvT = _padded(X_val_aug.T, dp, nv8, dtype)
     yf = np.ascontiguousarray(y, dtype=dtype)
     yvf = np.ascontiguousarray(y_val, dtype=dtype)
     slots = {"sgd": 0, "momentum": 1, "rmsprop": 1, "adam": 2, "adamw": 2}[o.name]
     S1a, S2a = (np.zeros_like(W0f) if slots > i else np.zeros((0, dp), dtype) for i in (0, 1))
-    S1b, S2b = (np.zeros_like(W1f) if slots > i else np.zeros((0, H + 1), dtype) for i in (0, 1))
+    S1b, S2b = (np.zeros_like(W1f) if slots > i else np.zeros((0, H1p), dtype) for i in (0, 1))
     frozen = np.zeros(N, dtype=bool)
     diverged_step = np.full(N, np.nan)
     limit = np.full(N, np.nan, dtype=dtype)
@@ -629,8 +702,13 @@ def run_loop(W, X_aug, y, X_val_aug, y_val, config, arch, lr, steps, T):
     opt = OPT_CODES[o.name]
     if o.name == "adamw" and not o.weight_decay:
         opt = OPT_CODES["adam"]          # as Optimizer.step: no decay term at all
+    # Rows per matrix product: OpenBLAS's small-matrix kernels take M N K <= 1e6 (see _dot_rows);
+    # when that leaves fewer than 8 rows (large data), one product per block of 64 rows instead.
+    R = 1_000_000 // (n8 * dp)
+    if R < 8:
+        R = 64
     ints = np.array([T, ACT_CODES[arch.activation], opt, int(o.nesterov), int(has_div),
-                     int(has_clip), int(l2 != 0), d1], dtype=np.int64)
+                     int(has_clip), int(l2 != 0), d1, R, H], dtype=np.int64)
     hp = np.array([c.divergence_factor or 0.0, c.clip_norm or 0.0, o.beta1, o.beta2], dtype=np.float64)
     # Typed constants exactly as numpy forms them: Python floats meet arrays of the dtype.
     hpt = np.array([1, 0, c.l2, n, 0, 1e-3, c.divergence_factor or 0.0, c.clip_norm or 0.0,
@@ -641,7 +719,7 @@ def run_loop(W, X_aug, y, X_val_aug, y_val, config, arch, lr, steps, T):
     done = _loop(XT, X, yf, XvT, yvf, W0f, W1f, S1a, S1b, S2a, S2b, lr, frozen, diverged_step, limit,
                  grad_first, grad_last, objective, log_row, curves, ints, hp, hpt)
     W0[...] = W0f[:, :d1].reshape(N, H, d1)
-    W1[...] = W1f.reshape(N, 1, H + 1)
+    W1[...] = W1f[:, :H + 1].reshape(N, 1, H + 1)
     names = ("train_loss", "train_acc", "val_loss", "val_acc")
     return (int(done), objective, {k: curves[i] for i, k in enumerate(names)}, frozen, diverged_step,
             limit, grad_first, grad_last)
