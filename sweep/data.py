@@ -270,18 +270,55 @@ def _synthetic(name: str, n_samples: int, noise: float, balance: float, seed: in
     )
 
 
+def _cache_file(name: str) -> Path | None:
+    """Where a real set is kept as ``.npz`` after its first load: ``$SWEEP_CACHE`` or
+    ``$XDG_CACHE_HOME/sweep`` (default ``~/.cache/sweep``), keyed by the scikit-learn version that
+    made it. ``SWEEP_CACHE=off``: no cache. None when scikit-learn's version is unknown."""
+    from importlib import metadata
+    root = os.environ.get("SWEEP_CACHE")
+    if root == "off":
+        return None
+    try:
+        version = metadata.version("scikit-learn")
+    except metadata.PackageNotFoundError:
+        return None
+    if not root:
+        root = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "sweep")
+    return Path(root) / f"{name}-sklearn{version}.npz"
+
+
 def _real(name: str) -> Dataset:
+    """A set shipped inside scikit-learn. Importing scikit-learn takes about a second, in every worker
+    process, so the arrays are kept in a small cache file after the first load (the same values:
+    float64 and int64 arrays saved without any conversion; a test compares them)."""
+    cache = _cache_file(name)
+    if cache is not None and cache.is_file():
+        try:
+            with np.load(cache, allow_pickle=False) as z:
+                return Dataset(X=z["X"], y=z["y"], classes=tuple(z["classes"].tolist()),
+                               feature_names=tuple(str(f) for f in z["feature_names"]), name=name)
+        except (OSError, ValueError, KeyError):     # unreadable or older layout: load afresh below
+            pass
     import sklearn.datasets
 
     bunch = getattr(sklearn.datasets, f"load_{name}")()
     classes = tuple(v.item() if isinstance(v, np.generic) else v for v in bunch.target_names)
-    return Dataset(
+    ds = Dataset(
         X=np.ascontiguousarray(bunch.data, dtype=np.float64),
         y=np.ascontiguousarray(bunch.target, dtype=np.int64),
         classes=classes,
         feature_names=tuple(str(f) for f in bunch.feature_names),
         name=name,
     )
+    if cache is not None:
+        try:    # written whole under a temporary name, then renamed: readers never see half a file
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp.npz")
+            np.savez(tmp, X=ds.X, y=ds.y, classes=np.asarray(ds.classes), feature_names=np.asarray(ds.feature_names))
+            os.replace(tmp, cache)
+        except OSError:             # a read-only home: no cache, no harm
+            pass
+    return ds
 
 
 def _columns_text(columns: Sequence[str]) -> str:

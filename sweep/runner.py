@@ -149,8 +149,9 @@ def _fail(study: optuna.Study, number: int, **attrs: Any) -> bool:
         return False
 
 
-def recover(study: optuna.Study, spec: StudySpec) -> list[int]:
-    """Fail dead trials, re-enqueue configurations that need (re)running; return failed numbers.
+def recover(study: optuna.Study, spec: StudySpec, limit: int | None = None) -> list[int]:
+    """Fail dead trials, (re-)enqueue configurations that need running, costliest first (until
+    ``limit`` trials wait in the queue; None: all of them); return the failed trials' numbers.
 
     Call under ``study_lock``: every sweep process asks (and labels its trials with host, PID and
     a first heartbeat) under the same lock, so a RUNNING trial without an owner seen here belongs to
@@ -182,6 +183,8 @@ def recover(study: optuna.Study, spec: StudySpec) -> list[int]:
         n_seeds = len(spec.seeds.tuples())
         cost = {cid: estimate_cost(design.apply(spec, params), n_seeds) for cid, params in missing}
         missing.sort(key=lambda item: -cost[item[0]])       # stable: grid order among equal costs
+    if limit is not None:       # top the queue up to ``limit`` waiting trials
+        missing = missing[:max(0, limit - sum(t.state == TrialState.WAITING for t in trials))]
     for cid, params in missing:
         _retry(study.enqueue_trial, params, user_attrs={"config_id": cid})
     return failed
@@ -394,16 +397,20 @@ def run_study(spec: StudySpec, *, out: str | Path | None = None, storage: str | 
             # fresh worker processes import, load the data and the compiled loop while we open the study
             for _ in range(n_jobs):
                 pool.submit(warm_up, spec)
+        def release() -> None:      # the work is done: let the worker processes exit while we export
+            if backend == "loky" and n_jobs > 1:
+                pool.shutdown(wait=False)
         return _run(spec, pool, slots, where, out=out, storage=storage, n_jobs=n_jobs, fresh=fresh,
                     progress=progress, command=command, backend=backend, scheduler=scheduler,
                     heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-                    export_results=export_results, role=role, start=start, started_at=started_at)
+                    export_results=export_results, role=role, start=start, started_at=started_at,
+                    release=release)
 
 
 def _run(spec: StudySpec, pool: concurrent.futures.Executor, slots: int, where: str, *, out, storage, n_jobs,
          fresh, progress, command, backend, scheduler, heartbeat_interval, grace_period, export_results, role,
-         start, started_at) -> RunSummary:
-    """``run_study`` once its executor exists."""
+         start, started_at, release: Callable[[], None]) -> RunSummary:
+    """``run_study`` once its executor exists (``release`` is called when no job is left to run)."""
     out_dir = prepare_out_dir(spec, out, storage, fresh) if export_results else Path(out or Path("results") / spec.study.name)
     url = storage or default_storage(out_dir)
     study = open_study(spec, url, heartbeat_interval, grace_period)
@@ -421,6 +428,7 @@ def _run(spec: StudySpec, pool: concurrent.futures.Executor, slots: int, where: 
     in_flight: list[optuna.trial.Trial] = []
     waiting_since = None
     short, recovered_at = True, 0.0
+    queue = 2 * slots if spec.study.sampler == "grid" else None
     stream = spec.study.sampler == "grid"    # no sampler to feed: keep every worker busy, no generations
     pending: dict[concurrent.futures.Future, tuple[optuna.trial.Trial, dict]] = {}
     with _Heartbeat(rdb, heartbeat_interval) as hb:
@@ -438,15 +446,16 @@ def _run(spec: StudySpec, pool: concurrent.futures.Executor, slots: int, where: 
                     with study_lock(rdb, spec.study.name):
                         # Dead trials and missing configurations: looked for at the start, whenever
                         # the queue ran short and at least once per heartbeat interval.
+                        # The queue holds a few trials at a time (enqueueing costs a commit each).
                         fresh_look = short or time.time() - recovered_at > heartbeat_interval
                         if fresh_look:
-                            recover(study, spec)
+                            recover(study, spec, limit=queue)
                             recovered_at = time.time()
                         asked = _ask_generation(study, spec, in_flight, limit=want)
-                        if not asked and not fresh_look:     # nothing queued: look again before leaving
-                            recover(study, spec)
+                        if len(asked) < want and not fresh_look:     # the queue ran short: refill it
+                            recover(study, spec, limit=queue)
                             recovered_at = time.time()
-                            asked = _ask_generation(study, spec, in_flight, limit=want)
+                            asked += _ask_generation(study, spec, in_flight, limit=want - len(asked))
                         short = len(asked) < want
                         hb.trial_ids = [t._trial_id for t in in_flight]
                         others = [] if asked or pending else _retry(study.get_trials, deepcopy=False,
@@ -518,6 +527,7 @@ def _run(spec: StudySpec, pool: concurrent.futures.Executor, slots: int, where: 
         finally:
             if bar is not None:
                 bar.close()
+    release()
     meta = {"command": command, "storage": url, "n_jobs": n_jobs, "backend": backend, "role": role,
             "scheduler": scheduler, "started_at": started_at,
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}

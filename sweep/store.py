@@ -25,13 +25,15 @@ import warnings
 import zlib
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 from urllib.parse import quote, unquote
 
 import optuna
-import pandas as pd
 
 from .design import columns
+
+if TYPE_CHECKING:
+    import pandas as pd     # imported where used: the runner's start-up does not wait for pandas
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)   # heartbeat options
 
@@ -282,6 +284,7 @@ def versions() -> dict[str, str]:
 
 def runs_frame(study: optuna.Study, spec) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One row per run and the long curves table, from the COMPLETE trials of the study."""
+    import pandas as pd
     cols = columns(spec)
     rows, curve_rows = [], []
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):

@@ -150,6 +150,26 @@ def test_real_sets_shapes(name, shape, n_classes):
     assert len(ds.feature_names) == shape[1] and all(isinstance(f, str) for f in ds.feature_names)
 
 
+@pytest.mark.parametrize("name", REAL)
+def test_real_sets_cache_gives_the_same_data(name, tmp_path, monkeypatch):
+    monkeypatch.setenv("SWEEP_CACHE", "off")
+    direct = load_dataset(name)
+    monkeypatch.setenv("SWEEP_CACHE", str(tmp_path))
+    first = load_dataset(name)                       # from scikit-learn, then written to the cache
+    files = list(tmp_path.glob(f"{name}-sklearn*.npz"))
+    assert len(files) == 1
+    cached = load_dataset(name)                      # from the cache file
+    for ds in (first, cached):
+        assert np.array_equal(ds.X, direct.X) and ds.X.dtype == np.float64
+        assert np.array_equal(ds.y, direct.y) and ds.y.dtype == np.int64
+        assert ds.classes == direct.classes and type(ds.classes[0]) is type(direct.classes[0])
+        assert ds.feature_names == direct.feature_names
+    files[0].write_bytes(b"not an npz file")         # a damaged cache: loaded afresh and rewritten
+    again = load_dataset(name)
+    assert np.array_equal(again.X, direct.X) and again.classes == direct.classes
+    assert np.array_equal(load_dataset(name).X, direct.X)
+
+
 def test_shape_hint_matches_the_loaded_sets():
     """The cost estimate's shapes, known without loading, are the loaded shapes."""
     assert sorted(REAL_SHAPES) == sorted(REAL)

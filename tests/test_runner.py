@@ -101,7 +101,7 @@ def test_kill_minus_nine_and_resume_gives_the_clean_runs(tmp_path):
     spec = write_spec(tmp_path, space='"train.lr" = { values = [0.001, 0.003, 0.01, 0.03] }\n'
                                       '"model.init" = { values = ["xavier_normal", "he_normal"] }\n'
                                       '"model.hidden" = { values = [[4], [8]] }',
-                      iterations=10000, batch=2)
+                      iterations=20000, batch=2)
     clean = run_cli("run", spec, "--out", tmp_path / "clean", "--n-jobs", "2", "--quiet", env=SLOW_ENV)
     assert clean.returncode == 0, clean.stderr
     expected = runs_without_duration(tmp_path / "clean" / "runs.csv")
