@@ -326,7 +326,7 @@ def executor(backend: str, n_jobs: int, scheduler: str | None = None):
             yield pool, threads + 1, f"{where} ({threads} threads)"
         finally:
             with contextlib.suppress(Exception):
-                pool.shutdown(wait=False)
+                pool.shutdown(wait=False, kill_workers=True)
     finally:
         with contextlib.suppress(Exception):
             client.close()
@@ -399,7 +399,7 @@ def run_study(spec: StudySpec, *, out: str | Path | None = None, storage: str | 
                 pool.submit(warm_up, spec)
         def release() -> None:      # the work is done: let the worker processes exit while we export
             if backend == "loky" and n_jobs > 1:
-                pool.shutdown(wait=False)
+                pool.shutdown(wait=False, kill_workers=True)
         return _run(spec, pool, slots, where, out=out, storage=storage, n_jobs=n_jobs, fresh=fresh,
                     progress=progress, command=command, backend=backend, scheduler=scheduler,
                     heartbeat_interval=heartbeat_interval, grace_period=grace_period,
