@@ -87,11 +87,16 @@ def _sigterm_as_interrupt():
     STOP.clear()
 
     def interrupt(signum, frame):
+        if STOP.is_set():       # a second signal while in-flight trials are being failed: let that finish
+            return
         STOP.set()
         raise KeyboardInterrupt
 
+    previous = {}
     try:
-        previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            if signal.getsignal(sig) is not signal.SIG_IGN:     # ignored (a background job): stays ignored
+                previous[sig] = signal.signal(sig, interrupt)
     except ValueError:          # not the main thread
         yield
         return
@@ -100,6 +105,7 @@ def _sigterm_as_interrupt():
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        STOP.clear()
 
 
 def _run_options(args: argparse.Namespace) -> dict:

@@ -12,8 +12,10 @@ never moves the split and vice versa.  Every user-facing error is a
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import tempfile
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -297,8 +299,9 @@ def _real(name: str) -> Dataset:
             with np.load(cache, allow_pickle=False) as z:
                 return Dataset(X=z["X"], y=z["y"], classes=tuple(z["classes"].tolist()),
                                feature_names=tuple(str(f) for f in z["feature_names"]), name=name)
-        except (OSError, ValueError, KeyError):     # unreadable or older layout: load afresh below
-            pass
+        except Exception:       # damaged (truncated zip, empty file, ...) or another layout: replace it
+            with contextlib.suppress(OSError):
+                cache.unlink()
     import sklearn.datasets
 
     bunch = getattr(sklearn.datasets, f"load_{name}")()
@@ -311,13 +314,21 @@ def _real(name: str) -> Dataset:
         name=name,
     )
     if cache is not None:
-        try:    # written whole under a temporary name, then renamed: readers never see half a file
+        tmp = None
+        try:    # written whole under a unique temporary name, then renamed: readers never see half a file
             cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp.npz")
-            np.savez(tmp, X=ds.X, y=ds.y, classes=np.asarray(ds.classes), feature_names=np.asarray(ds.feature_names))
+            fd, tmp = tempfile.mkstemp(prefix=f".{cache.stem}.", suffix=".npz", dir=cache.parent)
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, X=ds.X, y=ds.y, classes=np.asarray(ds.classes),
+                         feature_names=np.asarray(ds.feature_names))
             os.replace(tmp, cache)
-        except OSError:             # a read-only home: no cache, no harm
+            tmp = None
+        except OSError:             # a read-only home or a full disk: no cache, no harm
             pass
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
     return ds
 
 

@@ -1,4 +1,4 @@
-"""One trial: a configuration trained on the study's whole seed set (runs inside a joblib worker).
+"""One trial: a configuration trained on the study's whole seed set (runs in a worker process).
 
 Seeds travel as integers; every random stream is built here, in the worker. Networks that share a
 data split train in one batched engine call. Returns plain Python data (lists/floats), ready for

@@ -7,7 +7,8 @@ trains them in parallel and tells them all before asking again: with one `sweep 
 sequence depends on the spec only, never on ``n_jobs``, the backend or timing. The storage is the
 truth: asking starts by failing trials whose process died (same host: its PID is gone; any host: its
 heartbeat is stale) and re-enqueueing every designed configuration that has no finished, running or
-waiting trial (at the start, when the queue runs short, and at least once per heartbeat interval).
+waiting trial (when asking: at the start, when the queue runs short, and when the last look is
+older than a heartbeat interval).
 So a killed sweep, run again, finishes exactly the designed set: nothing lost, nothing run twice.
 
 Several workers (``sweep worker``, any number of hosts, one shared storage): the decisions that must
@@ -44,7 +45,7 @@ from optuna.trial import TrialState
 from . import design
 from .evaluate import aggregate, estimate_cost, run_config, warm_up
 from .spec import SpecError, StudySpec
-from .store import default_storage, export, mask_secrets, mask_url, open_storage, study_lock
+from .store import default_storage, export, leave_wal, mask_secrets, mask_url, open_storage, study_lock
 
 log = logging.getLogger("sweep")
 # We record heartbeats ourselves (ask/tell), which Optuna warns is meant for Study.optimize.
@@ -183,8 +184,9 @@ def recover(study: optuna.Study, spec: StudySpec, limit: int | None = None) -> l
         n_seeds = len(spec.seeds.tuples())
         cost = {cid: estimate_cost(design.apply(spec, params), n_seeds) for cid, params in missing}
         missing.sort(key=lambda item: -cost[item[0]])       # stable: grid order among equal costs
-    if limit is not None:       # top the queue up to ``limit`` waiting trials
-        missing = missing[:max(0, limit - sum(t.state == TrialState.WAITING for t in trials))]
+    if limit is not None:       # top the queue up to ``limit`` waiting designed trials
+        queued = sum(t.state == TrialState.WAITING and "config_id" in t.user_attrs for t in trials)
+        missing = missing[:max(0, limit - queued)]
     for cid, params in missing:
         _retry(study.enqueue_trial, params, user_attrs={"config_id": cid})
     return failed
@@ -204,7 +206,8 @@ def _ask_generation(study: optuna.Study, spec: StudySpec, in_flight: list | None
     fresh = 0 if spec.study.sampler == "grid" else max(0, design.n_configs(spec) - len(started))
     storage = _rdb(study)
     asked = []
-    for _ in range(spec.study.batch if limit is None else limit):
+    limit = spec.study.batch if limit is None else limit
+    while len(asked) < limit:       # ends: every pass takes one waiting trial or one fresh proposal
         from_queue = waiting > 0
         if waiting > 0:
             waiting -= 1
@@ -222,10 +225,11 @@ def _ask_generation(study: optuna.Study, spec: StudySpec, in_flight: list | None
         trial.set_user_attr("owner", {"host": HOST, "id": HOST_ID, "pid": os.getpid()})
         cid = trial.user_attrs.get("config_id")
         if from_queue and cid is None:
-            # The waiting trial was taken by a process outside the lock; Optuna made a fresh trial.
+            # Not one of ours: a trial enqueued by hand or by another tool (or taken by a process
+            # outside the lock, so Optuna made a fresh one). Failed unrun; the next one is asked.
             _fail(study, trial.number, discarded="not a designed configuration")
             in_flight.remove(trial)
-            break
+            continue
         params = design.suggest(trial, spec)
         if cid is None:
             cid = f"t{trial.number:04d}"
@@ -283,17 +287,18 @@ def executor(backend: str, n_jobs: int, scheduler: str | None = None):
     """Where training jobs run: loky processes on this host (this process itself for one job), or a
     Dask cluster (``scheduler`` = ``tcp://HOST:PORT``; none: a ``LocalCluster`` of ``n_jobs``
     one-thread workers). Yields ``(executor, slots, description)``: a ``concurrent.futures``
-    executor and how many jobs to keep submitted (the jobs it runs at once, plus one queued ahead when
-    it runs them elsewhere). Results do not depend on the backend: every job
+    executor and a function giving how many jobs to keep submitted now (the jobs it runs at once,
+    plus one queued ahead when it runs them elsewhere; Dask's count follows workers that join or
+    leave). Results do not depend on the backend: every job
     builds its own random streams from integer seeds and runs with one BLAS thread."""
     if backend == "loky":
         if n_jobs == 1:
-            yield _InProcess(), 1, "in this process"
+            yield _InProcess(), lambda: 1, "in this process"
             return
         from joblib.externals.loky import get_reusable_executor
         pool = get_reusable_executor(max_workers=n_jobs, timeout=60)
         try:    # one job queued ahead: a worker that finishes starts its next job without waiting for our tell
-            yield pool, n_jobs + 1, f"loky, {n_jobs} processes"
+            yield pool, lambda: n_jobs + 1, f"loky, {n_jobs} processes"
         except BaseException:
             # Interrupted or failed: stop the jobs still running (their trials are failed by the caller).
             pool.shutdown(wait=False, kill_workers=True)
@@ -320,13 +325,17 @@ def executor(backend: str, n_jobs: int, scheduler: str | None = None):
         where = f"dask, local cluster of {n_jobs} workers"
     try:
         client.wait_for_workers(1, timeout=120)
-        threads = max(1, sum(client.nthreads().values()))
+        def slots() -> int:
+            try:
+                return max(1, sum(client.nthreads().values())) + 1
+            except Exception:       # the scheduler is briefly unreachable: keep going with one job
+                return 1
         pool = client.get_executor(pure=False)
         try:
-            yield pool, threads + 1, f"{where} ({threads} threads)"
+            yield pool, slots, f"{where} ({slots() - 1} threads at the start)"
         finally:
             with contextlib.suppress(Exception):
-                pool.shutdown(wait=False, kill_workers=True)
+                pool.shutdown(wait=False)       # cancels the jobs still queued or running
     finally:
         with contextlib.suppress(Exception):
             client.close()
@@ -353,7 +362,7 @@ def open_study(spec: StudySpec, url: str, heartbeat_interval: int = 5, grace_per
     """Create or load the study; refuse a study made from another spec. Safe when many workers start
     at once: creating the study and recording its spec happen under the study lock."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = open_storage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+    storage = open_storage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period, wal=True)
     with study_lock(storage, spec.study.name):
         study = _retry(optuna.create_study, storage=storage, study_name=spec.study.name,
                        direction=spec.study.direction, load_if_exists=True,
@@ -392,6 +401,10 @@ def run_study(spec: StudySpec, *, out: str | Path | None = None, storage: str | 
     if grace_period <= heartbeat_interval:
         raise SpecError(f"--grace-period {grace_period} must be longer than --heartbeat-interval {heartbeat_interval}")
     n_jobs = n_jobs or os.cpu_count() or 1
+    if backend != "loky":     # a wrong storage or spec is reported before a Dask cluster is started
+        out_dir = prepare_out_dir(spec, out, storage, fresh) if export_results else Path(out or Path("results") / spec.study.name)
+        open_study(spec, storage or default_storage(out_dir), heartbeat_interval, grace_period)
+        fresh = False
     with executor(backend, n_jobs, scheduler) as (pool, slots, where):
         if backend == "loky" and n_jobs > 1:
             # fresh worker processes import, load the data and the compiled loop while we open the study
@@ -407,7 +420,8 @@ def run_study(spec: StudySpec, *, out: str | Path | None = None, storage: str | 
                     release=release)
 
 
-def _run(spec: StudySpec, pool: concurrent.futures.Executor, slots: int, where: str, *, out, storage, n_jobs,
+def _run(spec: StudySpec, pool: concurrent.futures.Executor, slots: Callable[[], int], where: str, *, out,
+         storage, n_jobs,
          fresh, progress, command, backend, scheduler, heartbeat_interval, grace_period, export_results, role,
          start, started_at, release: Callable[[], None]) -> RunSummary:
     """``run_study`` once its executor exists (``release`` is called when no job is left to run)."""
@@ -428,8 +442,8 @@ def _run(spec: StudySpec, pool: concurrent.futures.Executor, slots: int, where: 
     in_flight: list[optuna.trial.Trial] = []
     waiting_since = None
     short, recovered_at = True, 0.0
-    queue = 2 * slots if spec.study.sampler == "grid" else None
-    stream = spec.study.sampler == "grid"    # no sampler to feed: keep every worker busy, no generations
+    grid = spec.study.sampler == "grid"
+    stream = grid                            # no sampler to feed: keep every worker busy, no generations
     pending: dict[concurrent.futures.Future, tuple[optuna.trial.Trial, dict]] = {}
     with _Heartbeat(rdb, heartbeat_interval) as hb:
         log.info("%s %s: %s, storage %s, host %s, pid %d", role, spec.study.name, where, mask_url(url), HOST,
@@ -440,13 +454,16 @@ def _run(spec: StudySpec, pool: concurrent.futures.Executor, slots: int, where: 
                 # Grid: ask one trial per free slot as soon as one frees up. Samplers: a generation of
                 # ``batch`` trials, asked only when the previous one is told (the history each ask
                 # sees is then fixed by the spec, whatever the number of workers or their speed).
-                if (stream and len(pending) < slots) or not pending:
+                free = slots() - len(pending) if stream else 0
+                # (a dry queue is looked at again after ``poll`` seconds, not at every wake-up)
+                if not pending or (free > 0 and (not short or time.time() - recovered_at >= poll)):
                     t0 = time.perf_counter()
-                    want = slots - len(pending) if stream else spec.study.batch
+                    want = max(1, free) if stream else spec.study.batch
+                    queue = 2 * (len(pending) + want) if grid else None
                     with study_lock(rdb, spec.study.name):
-                        # Dead trials and missing configurations: looked for at the start, whenever
-                        # the queue ran short and at least once per heartbeat interval.
-                        # The queue holds a few trials at a time (enqueueing costs a commit each).
+                        # Dead trials and missing configurations: looked for at the start, when the
+                        # queue ran short, and when the last look is older than a heartbeat
+                        # interval. The queue holds a few trials at a time (a commit each).
                         fresh_look = short or time.time() - recovered_at > heartbeat_interval
                         if fresh_look:
                             recover(study, spec, limit=queue)
@@ -481,7 +498,10 @@ def _run(spec: StudySpec, pool: concurrent.futures.Executor, slots: int, where: 
                     time.sleep(poll)
                     continue
                 waiting_since = None
-                finished, _ = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
+                # A timeout, so a stop request (see STOP) and workers joining a Dask cluster are
+                # noticed within a second even while every job runs for minutes.
+                finished, _ = concurrent.futures.wait(pending, timeout=1.0,
+                                                      return_when=concurrent.futures.FIRST_COMPLETED)
                 _check_stop()
                 t0 = time.perf_counter()
                 for future in sorted(finished, key=lambda f: pending[f][0].number):
@@ -540,5 +560,6 @@ def _run(spec: StudySpec, pool: concurrent.futures.Executor, slots: int, where: 
         n_runs = sum(1 for _ in open(paths["runs"])) - 1
     else:
         n_runs = len(seeds) * sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
+    leave_wal(rdb)
     return RunSummary(out_dir, mask_url(url), n_trials_run, n_runs, time.time() - start, engine_s, paths,
                       storage_s=storage_s, export_s=export_s, discarded=discarded, backend=backend)

@@ -164,10 +164,14 @@ def test_real_sets_cache_gives_the_same_data(name, tmp_path, monkeypatch):
         assert np.array_equal(ds.y, direct.y) and ds.y.dtype == np.int64
         assert ds.classes == direct.classes and type(ds.classes[0]) is type(direct.classes[0])
         assert ds.feature_names == direct.feature_names
-    files[0].write_bytes(b"not an npz file")         # a damaged cache: loaded afresh and rewritten
-    again = load_dataset(name)
-    assert np.array_equal(again.X, direct.X) and again.classes == direct.classes
-    assert np.array_equal(load_dataset(name).X, direct.X)
+    good = files[0].read_bytes()
+    for damaged in (b"not an npz file", b"", good[: len(good) // 2]):   # garbage, empty, truncated zip
+        files[0].write_bytes(damaged)                # loaded afresh and rewritten
+        again = load_dataset(name)
+        assert np.array_equal(again.X, direct.X) and again.classes == direct.classes
+        with np.load(files[0]) as z:                 # the cache file is whole again
+            assert np.array_equal(z["X"], direct.X)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [files[0].name]     # no temporary file left
 
 
 def test_shape_hint_matches_the_loaded_sets():

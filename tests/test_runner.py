@@ -181,6 +181,39 @@ def test_grid_trials_run_costliest_first(tmp_path):
     assert by_number == ["c003", "c002", "c001", "c000"]
 
 
+def test_study_db_alone_holds_the_finished_study(tmp_path):
+    """SQLite runs in WAL mode while the sweep writes and is folded back at the end: study.db alone
+    (no -wal/-shm beside it) is the whole study, readable from a copy."""
+    import shutil
+    import sqlite3
+    spec = write_spec(tmp_path, iterations=10)
+    assert main(["run", str(spec), "--out", str(tmp_path / "o"), "--n-jobs", "2", "--quiet"]) == 0
+    assert not list((tmp_path / "o").glob("study.db-*"))
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copy(tmp_path / "o" / "study.db", copy / "study.db")
+    with sqlite3.connect(f"file:{copy / 'study.db'}?mode=ro", uri=True) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+        assert conn.execute("SELECT count(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0] == 4
+
+
+def test_foreign_waiting_trials_do_not_stop_the_grid(tmp_path):
+    """Trials enqueued by hand (no config_id) are failed unrun; every designed configuration still runs."""
+    spec = write_spec(tmp_path, iterations=10)
+    out = tmp_path / "f"
+    out.mkdir()
+    study = optuna.create_study(study_name="small", storage=f"sqlite:///{out / 'study.db'}", direction="maximize")
+    for lr in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95):
+        study.enqueue_trial({"train.lr": lr})
+    assert main(["run", str(spec), "--out", str(out), "--n-jobs", "1", "--quiet"]) == 0
+    got = runs_without_duration(out / "runs.csv")
+    assert sorted(got["config_id"].unique()) == ["c000", "c001", "c002", "c003"] and len(got) == 12
+    trials = optuna.load_study(study_name="small", storage=f"sqlite:///{out / 'study.db'}").get_trials()
+    foreign = [t for t in trials if "config_id" not in t.user_attrs]
+    assert len(foreign) == 6
+    assert all(t.state == optuna.trial.TrialState.FAIL and "discarded" in t.user_attrs for t in foreign)
+
+
 def test_optuna_loads_the_study_by_url_in_a_fresh_process(tmp_path):
     spec = write_spec(tmp_path, iterations=10)
     assert main(["run", str(spec), "--out", str(tmp_path / "o"), "--n-jobs", "1", "--quiet"]) == 0
