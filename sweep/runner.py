@@ -403,7 +403,8 @@ def run_study(spec: StudySpec, *, out: str | Path | None = None, storage: str | 
     n_jobs = n_jobs or os.cpu_count() or 1
     if backend != "loky":     # a wrong storage or spec is reported before a Dask cluster is started
         out_dir = prepare_out_dir(spec, out, storage, fresh) if export_results else Path(out or Path("results") / spec.study.name)
-        open_study(spec, storage or default_storage(out_dir), heartbeat_interval, grace_period)
+        checked = open_study(spec, storage or default_storage(out_dir), heartbeat_interval, grace_period)
+        _rdb(checked).engine.dispose()      # no idle connection left (SQLite leaves WAL mode at the end)
         fresh = False
     with executor(backend, n_jobs, scheduler) as (pool, slots, where):
         if backend == "loky" and n_jobs > 1:
