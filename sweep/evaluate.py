@@ -29,6 +29,18 @@ def _split(data: DataSection, seed_split: int, root: int, dtype: str) -> Split:
                          seed=seed_split, root=root, dtype=dtype)
 
 
+def _networks(spec: StudySpec, seed_split: int, init_seeds: list[int], dtype: str):
+    """The split for ``seed_split``, the architecture and the initial weights of one network per init
+    seed: ``(split, arch, W0)``."""
+    root = spec.seeds.root
+    split = _split(spec.data, seed_split, root, dtype)
+    arch = Arch.for_data(split.X_train.shape[1], split.n_classes, spec.model.hidden, spec.model.activation)
+    scheme = "posted" if spec.model.legacy.posted_init else spec.model.init
+    W0 = init_params(arch.n_in, arch.hidden, arch.n_out, scheme, init_seeds, root=root,
+                     bias_init=spec.model.bias_init, dtype=dtype)
+    return split, arch, W0
+
+
 def engine_config(spec: StudySpec) -> TrainConfig:
     """The engine's ``TrainConfig`` for an (effective) spec."""
     t, leg = spec.train, spec.model.legacy
@@ -56,7 +68,6 @@ def run_config(spec: StudySpec, seeds: list[tuple[int, int, int]]) -> dict[str, 
     """
     root = spec.seeds.root
     cfg = engine_config(spec)
-    scheme = "posted" if spec.model.legacy.posted_init else spec.model.init
     runs: list[dict[str, Any]] = [None] * len(seeds)  # type: ignore[list-item]
     curves: dict[str, list] = {}
     by_split: dict[int, list[int]] = {}
@@ -64,10 +75,7 @@ def run_config(spec: StudySpec, seeds: list[tuple[int, int, int]]) -> dict[str, 
         by_split.setdefault(s, []).append(k)
     with threadpool_limits(limits=1):   # one BLAS thread: no oversubscription, same sums whatever n_jobs
         for s, idx in sorted(by_split.items()):
-            split = _split(spec.data, s, root, cfg.dtype)
-            arch = Arch.for_data(split.X_train.shape[1], split.n_classes, spec.model.hidden, spec.model.activation)
-            W0 = init_params(arch.n_in, arch.hidden, arch.n_out, scheme, [seeds[k][0] for k in idx], root=root,
-                             bias_init=spec.model.bias_init, dtype=cfg.dtype)
+            split, arch, W0 = _networks(spec, s, [seeds[k][0] for k in idx], cfg.dtype)
             t0 = time.perf_counter()
             res = train(W0, split, arch, cfg, lr=spec.train.lr, order_seeds=[seeds[k][1] for k in idx], root=root)
             per_run = (time.perf_counter() - t0) / len(idx)
@@ -91,14 +99,11 @@ def warm_up(spec: StudySpec) -> float:
     what they import, load the data and its first split, and load the compiled training loop (a two-step
     run of one network). Returns the seconds it took. Nothing here changes any result."""
     t0 = time.perf_counter()
-    root = spec.seeds.root
     cfg = engine_config(spec)
     with threadpool_limits(limits=1):
-        split = _split(spec.data, spec.seeds.tuples()[0][2], root, cfg.dtype)
-        arch = Arch.for_data(split.X_train.shape[1], split.n_classes, spec.model.hidden, spec.model.activation)
-        W0 = init_params(arch.n_in, arch.hidden, arch.n_out, "xavier_normal", [0], root=root, dtype=cfg.dtype)
+        split, arch, W0 = _networks(spec, spec.seeds.tuples()[0][2], [0], cfg.dtype)
         tiny = dataclasses.replace(cfg, iterations=2, epochs=None)
-        train(W0, split, arch, tiny, lr=spec.train.lr, order_seeds=[0], root=root)
+        train(W0, split, arch, tiny, lr=spec.train.lr, order_seeds=[0], root=spec.seeds.root)
     return time.perf_counter() - t0
 
 

@@ -443,8 +443,7 @@ def _run(spec: StudySpec, pool: concurrent.futures.Executor, slots: Callable[[],
     in_flight: list[optuna.trial.Trial] = []
     waiting_since = None
     short, recovered_at = True, 0.0
-    grid = spec.study.sampler == "grid"
-    stream = grid                            # no sampler to feed: keep every worker busy, no generations
+    stream = spec.study.sampler == "grid"    # no sampler to feed: keep every worker busy, no generations
     pending: dict[concurrent.futures.Future, tuple[optuna.trial.Trial, dict]] = {}
     with _Heartbeat(rdb, heartbeat_interval) as hb:
         log.info("%s %s: %s, storage %s, host %s, pid %d", role, spec.study.name, where, mask_url(url), HOST,
@@ -460,7 +459,7 @@ def _run(spec: StudySpec, pool: concurrent.futures.Executor, slots: Callable[[],
                 if not pending or (free > 0 and (not short or time.time() - recovered_at >= poll)):
                     t0 = time.perf_counter()
                     want = max(1, free) if stream else spec.study.batch
-                    queue = 2 * (len(pending) + want) if grid else None
+                    queue = 2 * (len(pending) + want) if stream else None
                     with study_lock(rdb, spec.study.name):
                         # Dead trials and missing configurations: looked for at the start, when the
                         # queue ran short, and when the last look is older than a heartbeat
@@ -483,7 +482,7 @@ def _run(spec: StudySpec, pool: concurrent.futures.Executor, slots: Callable[[],
                         bar.n = done * len(seeds)
                         bar.refresh()
                     storage_s += time.perf_counter() - t0
-                    if len(asked) > 1:      # costliest first, so the workers finish together
+                    if not stream and len(asked) > 1:   # a generation: costliest first (a grid's queue is already)
                         cost = [estimate_cost(design.apply(spec, p), len(seeds)) for _, p in asked]
                         asked = [asked[i] for i in sorted(range(len(asked)), key=lambda i: -cost[i])]
                     for trial, params in asked:

@@ -215,23 +215,9 @@ def _schema_lock(url: str) -> Iterator[None]:
     once on an empty database would otherwise race on CREATE TABLE or the version row): a
     PostgreSQL advisory lock, or for SQLite the ``flock`` of ``study_lock`` (``<database>.lock``)."""
     if url.startswith("sqlite"):
-        import fcntl
         from sqlalchemy.engine import make_url
-        database = make_url(url).database
-        if database in (None, "", ":memory:"):
+        with _sqlite_file_lock(make_url(url).database, missing_ok=True):
             yield
-            return
-        try:
-            fh = open(f"{database}.lock", "a")
-        except OSError:         # a read-only folder: nobody can be creating tables there
-            yield
-            return
-        with fh:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
         return
     if not url.startswith("postgresql"):
         yield
@@ -285,17 +271,35 @@ def study_lock(storage: optuna.storages.RDBStorage, study_name: str) -> Iterator
             finally:
                 with contextlib.suppress(Exception):             # a dead connection released it already
                     conn.rollback()                              # ends the transaction: lock released
-    elif dialect == "sqlite" and engine.url.database not in (None, "", ":memory:"):
-        import fcntl
-        path = Path(f"{engine.url.database}.lock")
-        with open(path, "a") as fh:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    elif dialect == "sqlite":
+        with _sqlite_file_lock(engine.url.database):
+            yield
     else:
         yield
+
+
+@contextlib.contextmanager
+def _sqlite_file_lock(database: str | None, missing_ok: bool = False) -> Iterator[None]:
+    """An exclusive ``flock`` on ``<database>.lock`` beside a SQLite file (nothing for an in-memory
+    database). ``missing_ok``: no lock when that file cannot be created (a read-only folder, where
+    nobody can be writing either)."""
+    if database in (None, "", ":memory:"):
+        yield
+        return
+    import fcntl
+    try:
+        fh = open(f"{database}.lock", "a")
+    except OSError:
+        if not missing_ok:
+            raise
+        yield
+        return
+    with fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def versions() -> dict[str, str]:

@@ -23,33 +23,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import pg  # noqa: E402
+from small_study import write_small_spec  # noqa: E402
 
 from sweep.store import mask_secrets, mask_url, open_storage, url_password  # noqa: E402
 
-SPEC = """
-[study]
-name = "{name}"
-sampler = "{sampler}"
-{n_trials}
-objective = "val_acc"
-batch = {batch}
-[data]
-dataset = "moons"
-n_samples = 200
-noise = 0.25
-[model]
-hidden = [4]
-init = "xavier_normal"
-[train]
-optimizer = "adam"
-lr = 0.01
-iterations = {iterations}
-[space]
-{space}
-[seeds]
-replicates = 3
-root = 1
-"""
 # 5 x 3 x 2 = 30 configurations x 3 seeds
 GRID30 = ('"train.lr" = { values = [0.001, 0.003, 0.01, 0.03, 0.1] }\n'
           '"model.init" = { values = ["xavier_normal", "he_normal", "lecun_normal"] }\n'
@@ -66,10 +43,8 @@ def pg_url():
 
 def write_spec(directory: Path, name: str, *, space=GRID30, iterations=3000, batch=2, sampler="grid",
                n_trials=None) -> Path:
-    path = directory / f"{name}.toml"
-    path.write_text(SPEC.format(name=name, sampler=sampler, space=space, iterations=iterations, batch=batch,
-                                n_trials=f"n_trials = {n_trials}" if n_trials else ""))
-    return path
+    return write_small_spec(directory, name, space=space, iterations=iterations, batch=batch, sampler=sampler,
+                            n_trials=n_trials)
 
 
 def unique(prefix: str) -> str:

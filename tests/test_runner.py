@@ -14,41 +14,16 @@ import pytest
 
 from sweep.cli import main
 
-SMALL = """
-[study]
-name = "{name}"
-sampler = "{sampler}"
-{n_trials}
-objective = "val_acc"
-aggregate = "{aggregate}"
-batch = {batch}
-[data]
-dataset = "moons"
-n_samples = 200
-noise = 0.25
-[model]
-hidden = [4]
-init = "xavier_normal"
-[train]
-optimizer = "adam"
-lr = 0.01
-iterations = {iterations}
-[space]
-{space}
-[seeds]
-replicates = 3
-root = 1
-"""
+sys.path.insert(0, str(Path(__file__).parent))
+from small_study import write_small_spec  # noqa: E402
+
 GRID_SPACE = '"train.lr" = { values = [0.003, 0.03] }\n"model.init" = { values = ["xavier_normal", "he_normal"] }'
 
 
 def write_spec(tmp_path, name="small", sampler="grid", n_trials=None, aggregate="mean", batch=2,
                iterations=40, space=GRID_SPACE):
-    text = SMALL.format(name=name, sampler=sampler, n_trials=f"n_trials = {n_trials}" if n_trials else "",
-                        aggregate=aggregate, batch=batch, iterations=iterations, space=space)
-    path = tmp_path / f"{name}.toml"
-    path.write_text(text)
-    return path
+    return write_small_spec(tmp_path, name, space=space, iterations=iterations, sampler=sampler,
+                            n_trials=n_trials, aggregate=aggregate, batch=batch)
 
 
 def run_cli(*args, cwd=None, env=None):
