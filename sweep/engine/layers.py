@@ -82,17 +82,21 @@ def normalize_columns(Z: np.ndarray) -> np.ndarray:
 
 
 def forward(W: list[np.ndarray], XT: np.ndarray, activation: str,
-            normalize_hidden: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
+            normalize_hidden: bool = False, per_network: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
     """Logits ``(N, K, n)`` and the augmented input of every layer ``acts`` (see module doc).
 
     ``normalize_hidden`` applies the posted code's per-sample normalisation to every hidden
-    pre-activation (legacy quirk 3).
+    pre-activation (legacy quirk 3). ``per_network``: the shared-input first layer as one product
+    per network instead of one for all (BLAS may sum a taller product in another order, so only
+    this is bit for bit the same as one network alone; legacy mode uses it).
     """
     N = W[0].shape[0]
     acts = [XT]
     A = XT
     for layer, Wl in enumerate(W):
-        if layer == 0 and A.ndim == 2:
+        if layer == 0 and A.ndim == 2 and per_network:
+            Z = np.stack([w @ A for w in Wl])
+        elif layer == 0 and A.ndim == 2:
             Z = (Wl.reshape(-1, Wl.shape[2]) @ A).reshape(N, Wl.shape[1], A.shape[1])
         else:
             Z = Wl @ A
@@ -157,19 +161,22 @@ def accuracy(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def backward(W: list[np.ndarray], acts: list[np.ndarray], delta: np.ndarray,
-             activation: str) -> list[np.ndarray]:
+             activation: str, per_network: bool = False) -> list[np.ndarray]:
     """Gradients of the SUMMED loss, one ``(N, fan_out, fan_in + 1)`` array per layer.
 
     ``delta`` is ``output_delta`` ``(N, K, n)``. Hidden deltas follow the posted code's order of
     operations, ``(dA * a) * (1 - a)`` for sigmoid, so legacy runs can match it bit for bit. With the
     legacy normalisation on, the normalisation's own Jacobian is ignored, as in the posted code.
+    ``per_network`` as in :func:`forward`.
     """
     N = W[0].shape[0]
     grads: list[np.ndarray] = [None] * len(W)  # type: ignore[list-item]
     D = delta
     for layer in range(len(W) - 1, -1, -1):
         A = acts[layer]
-        if layer == 0 and A.ndim == 2:
+        if layer == 0 and A.ndim == 2 and per_network:
+            grads[0] = np.stack([d @ A.T for d in D])
+        elif layer == 0 and A.ndim == 2:
             # Wide layout: one product for all networks; A.T is the C-contiguous (n, d + 1) input.
             grads[0] = (D.reshape(-1, D.shape[2]) @ A.T).reshape(W[0].shape)
         else:
@@ -206,15 +213,15 @@ def l2_penalty(W: list[np.ndarray], *, sum_wtw: bool = False) -> np.ndarray:
 
 def loss_and_grads(W: list[np.ndarray], XT: np.ndarray, y: np.ndarray, activation: str, *,
                    l2: float | np.ndarray = 0.0, normalize_hidden: bool = False,
-                   sum_wtw: bool = False) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+                   sum_wtw: bool = False, per_network: bool = False) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
     """Objective ``mean CE + l2 / (2 m) * sum(W**2)`` per network ``(N,)``, its gradients and logits.
 
     ``m`` is the number of samples in ``XT``; gradients are ``(sum_i dCE_i/dW + l2 * W) / m`` with the
     bias column unpenalised: the posted code's (and scikit-learn's) convention.
     """
-    logits, acts = forward(W, XT, activation, normalize_hidden)
+    logits, acts = forward(W, XT, activation, normalize_hidden, per_network)
     m = logits.shape[2]
-    grads = backward(W, acts, output_delta(logits, y), activation)
+    grads = backward(W, acts, output_delta(logits, y), activation, per_network)
     l2 = np.asarray(l2, dtype=W[0].dtype)
     loss = output_loss(logits, y)
     if np.any(l2 != 0):

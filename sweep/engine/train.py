@@ -202,19 +202,19 @@ def _legacy_clip(grads: list[np.ndarray], thr: float, typo: bool) -> None:
                     g[i] = g[i] * thr / n
 
 
-def _evaluate(W, XT, y, act, normalize):
+def _evaluate(W, XT, y, act, normalize, per_network=False):
     """(loss (N,), acc (N,), logits) on one part of the data; NaN when the part is empty."""
     N = W[0].shape[0]
     if y.shape[0] == 0:
         nan = np.full(N, np.nan)
         return nan, nan, None
-    logits, _ = forward(W, XT, act, normalize)
+    logits, _ = forward(W, XT, act, normalize, per_network)
     return output_loss(logits, y), accuracy(logits, y), logits
 
 
-def _hidden_health(W, XT, act, normalize) -> tuple[np.ndarray, np.ndarray]:
+def _hidden_health(W, XT, act, normalize, per_network=False) -> tuple[np.ndarray, np.ndarray]:
     """Saturated share (sigmoid/tanh) and dead share (relu) of all hidden units, ``(N,)`` each."""
-    _, acts = forward(W, XT, act, normalize)
+    _, acts = forward(W, XT, act, normalize, per_network)
     hidden = [a[:, 1:, :] for a in acts[1:]]
     N = W[0].shape[0]
     nan = np.full(N, np.nan)
@@ -368,9 +368,9 @@ def _train_batch(W0, data, arch, config, lr, order_seeds, root, engine="numpy") 
             for it in range(T):
                 if it in log_at:
                     k = log_at[it]
-                    curves["val_loss"][k], curves["val_acc"][k], _ = _evaluate(W, XT_val, y_val, act, norm)
+                    curves["val_loss"][k], curves["val_acc"][k], _ = _evaluate(W, XT_val, y_val, act, norm, leg.any)
                     if not full:
-                        curves["train_loss"][k], curves["train_acc"][k], _ = _evaluate(W, XT, y, act, norm)
+                        curves["train_loss"][k], curves["train_acc"][k], _ = _evaluate(W, XT, y, act, norm, leg.any)
                 if full:
                     Xb, yb, m = XT, y, n
                 else:
@@ -380,7 +380,7 @@ def _train_batch(W0, data, arch, config, lr, order_seeds, root, engine="numpy") 
                     idx = perms[:, b * B:(b + 1) * B]
                     Xb, yb, m = X_aug[idx].transpose(0, 2, 1), y[idx], idx.shape[1]
                 obj, grads, logits = loss_and_grads(W, Xb, yb, act, l2=c.l2, normalize_hidden=norm,
-                                                    sum_wtw=leg.sum_wtw_regularizer)
+                                                    sum_wtw=leg.sum_wtw_regularizer, per_network=leg.any)
                 if full:
                     objective[it] = obj
                     if it in log_at:
@@ -421,11 +421,11 @@ def _train_batch(W0, data, arch, config, lr, order_seeds, root, engine="numpy") 
 
         # Final evaluation (after the last update, or where every network had diverged).
         tr_obj, _, tr_logits = loss_and_grads(W, XT, y, act, l2=c.l2, normalize_hidden=norm,
-                                              sum_wtw=leg.sum_wtw_regularizer)
+                                              sum_wtw=leg.sum_wtw_regularizer, per_network=leg.any)
         tr_loss, tr_acc = output_loss(tr_logits, y), accuracy(tr_logits, y)
-        va_loss, va_acc, _ = _evaluate(W, XT_val, y_val, act, norm)
+        va_loss, va_acc, _ = _evaluate(W, XT_val, y_val, act, norm, leg.any)
         te_loss, te_acc, _ = _evaluate(W, add_ones_row(np.asarray(data.X_test, dtype=dtype)).T,
-                                       np.asarray(data.y_test, dtype=np.int64), act, norm)
+                                       np.asarray(data.y_test, dtype=np.int64), act, norm, leg.any)
         if full:
             objective[done:] = tr_obj
         elif done < T:
@@ -443,7 +443,7 @@ def _train_batch(W0, data, arch, config, lr, order_seeds, root, engine="numpy") 
         finite_w = np.all([np.isfinite(w).all(axis=(1, 2)) for w in W], axis=0)
         for arr in (tr_acc, va_acc, te_acc):
             arr[~finite_w] = np.nan
-        sat, dead = _hidden_health(W, XT, act, norm)
+        sat, dead = _hidden_health(W, XT, act, norm, leg.any)
         preds = predict(tr_logits)
         single = (preds == preds[:, :1]).all(axis=1) & finite_w
         dW = np.sqrt(sum(np.einsum("nij,nij->n", w - w0, w - w0) for w, w0 in zip(W, W_start)))
