@@ -6,10 +6,10 @@ STUDY  ?= studies/default.toml
 N_JOBS ?= 0
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install test sweep report show validate overhead bench clean
+.PHONY: help install test sweep report show validate overhead bench bench-analysis clean
 
 help:  ## list the targets
-	@awk -F ':.*## ' '/^[a-z]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "  %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,12 @@ report: $(STAMP)  ## analysis, figures and report.html of STUDY's results
 bench: $(STAMP)  ## engine speed vs scikit-learn, plain numpy, PyTorch (if installed), the compute floor; QUICK=1 for a short look
 	$(PY) -m sweep.bench $(if $(QUICK),--quick)
 
-validate: $(STAMP)  ## coverage study of the variance CIs (several minutes)
+validate: $(STAMP)  ## coverage study of the variance CIs: grids, seed sources, sampled spaces (about an hour)
 	$(PY) tools/validate_variance.py
+	$(PY) tools/validate_sampled.py
+
+bench-analysis: $(STAMP)  ## speed of the report (TPE study) and of sweep analyze on 100,000 runs
+	$(PY) tools/bench_analysis.py
 
 overhead: $(STAMP)  ## per-trial storage overhead of STUDY: SQLite vs PostgreSQL (needs Debian's postgresql)
 	$(PY) tools/storage_overhead.py $(STUDY)

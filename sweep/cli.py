@@ -1,4 +1,4 @@
-"""Command line: ``sweep run / worker / export / show / report / analyze`` (also ``python -m sweep``).
+"""Command line: ``sweep run / worker / export / show / report / confirm / analyze`` (also ``python -m sweep``).
 Exit codes: 0 ok, 2 bad input (the message says what to fix), 1 failure, 130 interrupted (rerun the
 same command to resume). A storage URL may come from ``SWEEP_STORAGE`` instead of ``--storage``; its
 password is masked in everything sweep prints, logs or writes."""
@@ -198,6 +198,19 @@ def _spec_for_dir(arg: str, directory: Path):
     return directory
 
 
+def cmd_confirm(args: argparse.Namespace) -> int:
+    from .confirm import run_confirm
+    directory = _results_dir(args.dir)
+    _spec_for_dir(args.dir, directory)
+    spec, study, url = _open_from_dir(directory, _storage_arg(args.storage))
+    options = _run_options(args)
+    with _sigterm_as_interrupt():
+        summary = run_confirm(spec, study, url, top=args.top, seeds=args.seeds, out_dir=directory, **options)
+    _print_summary(summary)
+    print(f"next: sweep report {directory}  (the report compares selection-time and confirmed means)")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from .store import export
     directory = _results_dir(args.dir)
@@ -250,21 +263,32 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _names(arg: str | None) -> list[str] | None:
+    return [x.strip() for x in arg.split(",") if x.strip()] if arg else None
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     import pandas as pd
     from .analysis import AnalysisError
+    from .analysis.kinds import KindError, parse_overrides
+    from .analysis.table import constant_columns
     from .report import analyze, write_report
     path = Path(args.csv)
     if not path.exists():
         raise SpecError(f"no file {str(path)!r}")
     df = pd.read_csv(path)
-    factors = [f for f in args.factors.split(",") if f] if args.factors else None
-    seed_cols = [c for c in args.seed_cols.split(",") if c] if args.seed_cols else None
+    factors, seed_cols = _names(args.factors), _names(args.seed_cols)
+    single = constant_columns(df, factors or [])
+    if single:
+        raise SpecError(f"{path}: --factors {', '.join(single)}: column(s) with a single value "
+                        f"({', '.join(f'{c}={df[c].iloc[0]}' for c in single)}) do not vary; allowed: "
+                        f"columns with two or more values")
     curves = pd.read_csv(args.curves) if args.curves else None
     try:
+        overrides = parse_overrides(_names(args.continuous) or [], _names(args.categorical) or [])
         a = analyze(df, metric=args.metric, factors=factors, seed_cols=seed_cols, curves=curves,
-                    higher_is_better=False if args.lower_is_better else None)
-    except AnalysisError as exc:
+                    higher_is_better=False if args.lower_is_better else None, overrides=overrides)
+    except (AnalysisError, KindError) as exc:
         raise SpecError(f"{path}: {exc}") from None
     out = Path(args.out) if args.out else path.with_name(f"{path.stem}-analysis")
     paths = write_report(out, a, title=f"sweep analysis of {path.name}", meta={"source": str(path)})
@@ -323,6 +347,15 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--metric", help="column to analyse (default: the study's objective)")
     rp.add_argument("--storage", help="export the study from this storage URL first (any host)")
     rp.set_defaults(func=cmd_report)
+    cf = sub.add_parser("confirm", help="re-train the top configurations on fresh seeds (the winner's curse)")
+    cf.add_argument("dir", help=DIR_HELP)
+    cf.add_argument("--top", type=int, default=5, help="how many of the best configurations (default 5)")
+    cf.add_argument("--seeds", type=int, default=20, help="fresh seeds per configuration (default 20)")
+    cf.add_argument("--n-jobs", type=int, default=0, help="worker processes (default: all cores)")
+    cf.add_argument("--storage", help="storage URL (default: the folder's meta.json or study.db; SWEEP_STORAGE)")
+    _add_run_options(cf)
+    cf.set_defaults(func=cmd_confirm)
+
     an = sub.add_parser("analyze", help="the same analysis and report on any one-row-per-run CSV")
     an.add_argument("csv")
     an.add_argument("--metric", required=True, help="outcome column, e.g. val_acc")
@@ -330,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--seed-cols", help="comma-separated columns identifying the seed (shared by configurations)")
     an.add_argument("--curves", help="optional long curves CSV (run_id, step, split, loss, acc)")
     an.add_argument("--lower-is-better", action="store_true", help="the metric is a loss")
+    an.add_argument("--continuous", metavar="A,B", help="factors to treat as continuous (smooth effects; "
+                    "'lr:log' or 'lr:linear' fixes the scale, default log when positive over two decades)")
+    an.add_argument("--categorical", metavar="A,B", help="numeric factors to treat as categorical levels")
     an.add_argument("--out", help="output folder (default: <csv stem>-analysis next to the CSV)")
     an.set_defaults(func=cmd_analyze)
     sub.add_parser("bench", help="benchmark the engine (as make bench); sweep bench --help for its options")

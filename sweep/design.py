@@ -33,7 +33,10 @@ def value_of(dim: Dimension, stored: Any) -> Any:
 
 
 def grid(spec: StudySpec) -> list[tuple[str, dict[str, Any]]]:
-    """Every cell of a grid study as ``(config_id, {key: label})``, in a fixed order."""
+    """Every cell of a grid study as ``(config_id, {key: label})``, in a fixed order (a spec with
+    explicit ``configs``: those)."""
+    if spec.configs is not None:
+        return [(cid, dict(params)) for cid, params in spec.configs]
     dims = spec.space
     cells = itertools.product(*[[label(v) for v in d.values] for d in dims]) if dims else [()]
     return [(f"c{i:03d}", dict(zip([d.key for d in dims], cell))) for i, cell in enumerate(cells)]
@@ -80,6 +83,32 @@ def apply(spec: StudySpec, config: dict[str, Any]) -> StudySpec:
             section = getattr(out, parts[0])
             out = replace(out, **{parts[0]: replace(section, **{parts[1]: value})})
     return out
+
+
+def baseline(spec: StudySpec) -> dict[str, Any]:
+    """runs.csv column -> label of the spec's own (fixed) value of every varied key: the study's
+    reference configuration."""
+    out = {}
+    for key, col in columns(spec).items():
+        obj: Any = spec
+        for part in key.split("."):
+            obj = getattr(obj, part)
+        out[col] = label(obj)
+    return out
+
+
+def analysis_info(spec: StudySpec) -> dict[str, Any]:
+    """What the analysis needs to know about a study beyond its runs (written into ``meta.json``):
+    the kind of every factor (from the ``[space]`` dimension: a range is continuous, log when
+    ``log = true``, integer ranges discrete; a values list categorical), the baseline configuration,
+    the sampler, the objective and its direction."""
+    from .analysis.kinds import kind_from_dimension
+    cols = columns(spec)
+    kinds = {cols[d.key]: kind_from_dimension(d.values, d.low, d.high, d.log, d.integer).to_dict()
+             for d in spec.space}
+    return {"factors": kinds, "baseline": baseline(spec), "sampler": spec.study.sampler,
+            "objective": spec.study.objective, "direction": spec.study.direction,
+            "n_trials": n_configs(spec)}
 
 
 def columns(spec: StudySpec) -> dict[str, str]:

@@ -51,11 +51,12 @@ __all__ = [
 
 DPI = 110
 PALETTE = "colorblind"
-SHARE_METHODS = ("eta2", "typeII", "component")
+SHARE_METHODS = ("eta2", "typeII", "component", "fanova")
 METHOD_LABELS = {
     "eta2": "observed share (η²)",
     "typeII": "Type II SS share (unbalanced)",
     "component": "variance component",
+    "fanova": "component of the fitted surface",
 }
 FAILURE_MODES = ("stagnated", "diverged", "saturated", "single_class", "at_untrained")
 FAILURE_LABELS = {
@@ -65,6 +66,7 @@ FAILURE_LABELS = {
     "single_class": "predicts one class",
     "at_untrained": "accuracy at untrained level",
 }
+MAX_RUN_LINES = 60      # faint per-run lines per level in a learning-curve figure (the rest: in the band)
 _SPLITS = {"train": "training", "val": "validation", "test": "test"}
 _QUANTITIES = {"acc": "accuracy", "loss": "loss (cross-entropy)"}
 _RC = {
@@ -100,7 +102,7 @@ def save(fig: Figure, path: str | Path) -> Path:
         path = path.with_suffix(".png")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.05,
-                metadata={"Software": None}, pil_kwargs={"optimize": True})
+                metadata={"Software": None})
     return path
 
 
@@ -154,6 +156,11 @@ def _fmt_level(v) -> str:
 def _levels(values: pd.Series) -> pd.Categorical:
     """String labels of a factor column as an ordered categorical: numeric factors in value order,
     others in natural label order; missing values become ``n/a`` (last)."""
+    if isinstance(values.dtype, pd.CategoricalDtype) and values.cat.ordered:     # e.g. ranges of a factor
+        cats = [str(c) for c in values.cat.categories]
+        out = values.astype(str).where(values.notna(), "n/a")
+        extra = ["n/a"] if values.isna().any() else []
+        return pd.Categorical(out, categories=cats + extra, ordered=True)
     present = values.dropna()
     uniq = list(pd.unique(present))
     if pd.api.types.is_bool_dtype(present) or pd.api.types.is_numeric_dtype(present):
@@ -476,11 +483,20 @@ def learning_curves(curves: pd.DataFrame, runs: pd.DataFrame, factor: str | None
     pal = dict(zip(order, _palette(len(order))))
     per_level = d.groupby("level", observed=True)["run_id"].nunique()
     alpha = float(np.clip(1.6 / max(per_level.max(), 1), 0.08, 0.3))
-    sns.lineplot(data=d, x="step", y="value", hue="level", hue_order=order, palette=pal, units="run_id",
-                 estimator=None, linewidth=0.5, alpha=alpha, legend=False, sort=True, ax=ax)
-    sns.lineplot(data=d, x="step", y="value", hue="level", hue_order=order, palette=pal,
-                 estimator="median", errorbar=("pi", 50), err_kws={"alpha": 0.22, "linewidth": 0},
-                 linewidth=2.0, legend=False, sort=True, ax=ax)
+    shown = 0
+    for lv in order:                      # faint lines: every run, at most MAX_RUN_LINES per level
+        sub = d[d["level"] == lv]
+        ids = list(dict.fromkeys(sub["run_id"]))
+        if len(ids) > MAX_RUN_LINES:
+            ids = [ids[i] for i in np.linspace(0, len(ids) - 1, MAX_RUN_LINES).round().astype(int)]
+        for rid, g in sub[sub["run_id"].isin(ids)].groupby("run_id", sort=False):
+            ax.plot(g["step"], g["value"], color=pal[lv], linewidth=0.5, alpha=alpha)
+        shown += len(ids)
+    summ = summarize_curves(d)
+    for lv in order:
+        g = summ[summ["level"] == lv]
+        ax.fill_between(g["step"], g["q25"], g["q75"], color=pal[lv], alpha=0.22, linewidth=0)
+        ax.plot(g["step"], g["median"], color=pal[lv], linewidth=2.0)
     if scale == "symlog":
         ax.set_xscale("symlog", linthresh=1, linscale=0.4)
         ax.set_xlim(left=0)
@@ -497,7 +513,9 @@ def learning_curves(curves: pd.DataFrame, runs: pd.DataFrame, factor: str | None
     handles = [Line2D([], [], color=pal[lv], lw=2.0) for lv in order]
     labels = [f"{lv} (median, n={per_level[lv]})" for lv in order]
     handles += [Patch(facecolor="0.55", alpha=0.35, linewidth=0), Line2D([], [], color="0.4", lw=0.5)]
-    labels += ["25–75% quantiles over seeds", "individual runs"]
+    n_runs = int(per_level.sum())
+    labels += ["25–75% quantiles over seeds",
+               "individual runs" if shown == n_runs else f"individual runs ({shown} of {n_runs})"]
     _legend_outside(ax, handles, labels, title=name, ncol=1 if len(order) <= 15 else 2)
     ax.grid(True)
     ax.set_axisbelow(True)

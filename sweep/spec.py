@@ -116,6 +116,7 @@ class SeedSection:
     order: int | None = None
     split: int | None = None
     root: int = 0
+    start: int = 0                        # first replicate seed (not in study files: sweep confirm's fresh seeds)
 
     @property
     def crossed(self) -> bool:
@@ -124,7 +125,7 @@ class SeedSection:
     def tuples(self) -> list[tuple[int, int, int]]:
         """The seed set ``[(seed_init, seed_order, seed_split), ...]`` used for every configuration."""
         if not self.crossed:
-            return [(s, s, 0) for s in range(self.replicates)]
+            return [(self.start + s, self.start + s, 0) for s in range(self.replicates)]
         return [(i, o, s) for s in range(self.split) for i in range(self.init) for o in range(self.order)]
 
 
@@ -137,10 +138,17 @@ class StudySpec:
     space: tuple[Dimension, ...]
     seeds: SeedSection
     source: str = ""                      # the TOML text, kept for results/<name>/spec.toml
+    # explicit configurations ((config_id, ((key, stored value), ...)), ...) run as a grid instead of the
+    # [space]'s: sweep confirm's top configurations (never set by a study file)
+    configs: tuple | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d.pop("source")
+        if d["configs"] is None:            # absent fields keep the hash of every existing study
+            d.pop("configs")
+        if d["seeds"]["start"] == 0:
+            d["seeds"].pop("start")
         return d
 
     def hash(self) -> str:

@@ -30,7 +30,7 @@ from urllib.parse import quote, unquote
 
 import optuna
 
-from .design import columns
+from .design import analysis_info, columns
 
 if TYPE_CHECKING:
     import pandas as pd     # imported where used: the runner's start-up does not wait for pandas
@@ -372,7 +372,8 @@ def export(study: optuna.Study, spec, out_dir: Path, meta: dict[str, Any]) -> di
     _write_atomic(out_dir / "spec.toml", lambda p: p.write_text(spec.source))
     full = {
         "study": spec.study.name, "spec_hash": spec.hash(), "n_runs": int(len(runs)),
-        "host": socket.gethostname(), "platform": platform.platform(), "versions": versions(), **meta,
+        "host": socket.gethostname(), "platform": platform.platform(), "versions": versions(),
+        "analysis": analysis_info(spec), **meta,
     }
     full = _mask_tree({**full, "storage": mask_url(full.get("storage", ""))})
     text = json.dumps(full, indent=2, sort_keys=True, default=str) + "\n"

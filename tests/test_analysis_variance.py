@@ -450,5 +450,6 @@ def test_optuna_importance_ranks_the_larger_effect_first():
     fan = imp[imp["evaluator"] == "fanova"]
     assert (fan["repeats"] == 3).all() and fan["importance_sd"].notna().all()
     # too little to compute: one configuration
-    one = prepare(df[(df["a"] == 0) & (df["b"] == 0)], "y", ["lr", "act"])
+    one = prepare(df[(df["a"] == 0) & (df["b"] == 0)], "y", [])
     assert optuna_importance(one).empty
+    assert optuna_importance(prepare(df[(df["a"] == 0) & (df["b"] == 0)], "y", ["lr", "act"])).empty

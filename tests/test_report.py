@@ -108,3 +108,51 @@ def test_analyze_cli_on_a_foreign_csv(tmp_path, capsys):
     assert "no column 'accuracy'" in capsys.readouterr().err
     assert main(["analyze", str(csv), "--metric", "acc", "--factors", "width,depth"]) == 2
     assert "'depth' not in the runs table" in capsys.readouterr().err
+
+
+def _sampled_csv(tmp_path, n_configs=30, n_seeds=6):
+    rng = np.random.default_rng(5)
+    rows = []
+    for c in range(n_configs):
+        lr, width, act = 10 ** rng.uniform(-4, -1), int(rng.choice([16, 64])), str(rng.choice(["relu", "tanh"]))
+        mu = 0.9 - 0.05 * (np.log10(lr) + 2.5) ** 2 + 0.03 * (width == 64)
+        rows += [{"lr": lr, "width": width, "act": act, "wd": float(rng.choice([0.0, 0.1])), "seed": s,
+                  "acc": mu + rng.normal(0, 0.01)} for s in range(n_seeds)]
+    path = tmp_path / "sampled_runs.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_analyze_cli_on_a_sampled_foreign_csv(tmp_path, capsys):
+    """A foreign table whose lr has one value per configuration: lr is inferred continuous (log), the
+    attribution is the fitted surface's, the figures draw lr on a log axis and the findings speak in
+    ranges; overrides and their errors."""
+    csv = _sampled_csv(tmp_path)
+    assert main(["analyze", str(csv), "--metric", "acc", "--factors", "lr,width,act", "--seed-cols", "seed"]) == 0
+    out = tmp_path / "sampled_runs-analysis"
+    v = pd.read_csv(out / "variance.csv")
+    fan = v[v["method"] == "fanova"].set_index("source")
+    assert {"lr", "width", "act", "lr × width", "seed (within configuration)"} <= set(fan.index)
+    assert fan.loc["lr", "share"] > fan.loc["width", "share"] > 0.02
+    assert not (v["method"] == "typeII").any()
+    assert (out / "figures" / "surface_lr.png").exists() and (out / "figures" / "seed_sd_lr.png").exists()
+    text = (out / "findings.txt").read_text()
+    assert "lr matters most" in text and "Where the seed matters: most for lr" in text
+    assert "lr=0.000" in text and "lr=0.0002019" not in text          # 3 significant digits
+    capsys.readouterr()
+    assert main(["analyze", str(csv), "--metric", "acc", "--factors", "lr,act", "--seed-cols", "seed",
+                 "--continuous", "act"]) == 2
+    assert "--continuous act: column 'act' is not numeric" in capsys.readouterr().err
+    assert main(["analyze", str(csv), "--metric", "acc", "--factors", "lr,wd", "--seed-cols", "seed",
+                 "--continuous", "wd:log"]) == 2
+    assert "'wd' has values <= 0" in capsys.readouterr().err
+    one = pd.read_csv(csv).assign(const=1.0)
+    one.to_csv(tmp_path / "const.csv", index=False)
+    assert main(["analyze", str(tmp_path / "const.csv"), "--metric", "acc", "--factors", "lr,const",
+                 "--seed-cols", "seed"]) == 2
+    assert "--factors const: column(s) with a single value (const=1.0)" in capsys.readouterr().err
+    # --categorical turns the grid-like reading back on: width as levels, lr still continuous
+    assert main(["analyze", str(csv), "--metric", "acc", "--factors", "lr,width", "--seed-cols", "seed",
+                 "--categorical", "width", "--out", str(tmp_path / "o2")]) == 0
+    v2 = pd.read_csv(tmp_path / "o2" / "variance.csv")
+    assert "width" in set(v2[v2["method"] == "fanova"]["source"])

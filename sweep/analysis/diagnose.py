@@ -151,43 +151,52 @@ def failure_modes(df: pd.DataFrame, factors: Sequence[str], *, metric: str = "va
     if metric not in df.columns:
         raise AnalysisError(f"no column {metric!r} in the runs table; columns: {', '.join(map(str, df.columns))}")
     factors = list(factors)
-    labels = config_labels(df, factors)
+    labels = df["config"] if "config" in df.columns else config_labels(df, factors)
     header = ["config", *factors, "n", "stagnated", "diverged", "saturated", "dead", "single_class",
               "at_untrained", "not_training", "bimodal", "bimodal_gap", "sd", "mean",
               "robust_looking_but_degenerate"]
     n_col = eval_size_column(metric)
-    rows = []
-    for label in dict.fromkeys(labels):
-        g = df[(labels == label).to_numpy()]
-        stagnation = _numeric(g, "stagnation_step")
-        stagnated = None if stagnation is None else np.isfinite(stagnation).astype(float)
-        untrained = _untrained_flags(g, acc_col)
-        tiny_change = _threshold_flags(_numeric(g, "rel_weight_change"), TINY_WEIGHT_CHANGE, above=False)
-        y = _numeric(g, metric)
-        y = y[np.isfinite(y)]
-        mean = float(y.mean()) if y.size else float("nan")
-        sd = float(y.std(ddof=1)) if y.size > 1 else float("nan")
-        single_class = _share(_boolean(g, "single_class"))
-        floor = float("nan")
-        sizes = _numeric(g, n_col)
-        if is_accuracy(metric) and sizes is not None and np.isfinite(sizes).any():
-            floor = noise_floor(mean, float(np.median(sizes[np.isfinite(sizes)])))
+    if df.empty:
+        return pd.DataFrame(columns=header)
+    code, order = pd.factorize(labels, sort=False)
+    stagnation = _numeric(df, "stagnation_step")
+    untrained = _untrained_flags(df, acc_col)
+    flags = {
+        "stagnated": None if stagnation is None else np.isfinite(stagnation).astype(float),
+        "diverged": _boolean(df, "diverged"),
+        "saturated": _threshold_flags(_numeric(df, "saturated_frac"), MAJORITY, above=True),
+        "dead": _threshold_flags(_numeric(df, "dead_frac"), MAJORITY, above=True),
+        "single_class": _boolean(df, "single_class"),
+        "at_untrained": untrained,
+        "not_training": _any_flags(untrained, _threshold_flags(_numeric(df, "rel_weight_change"),
+                                                                TINY_WEIGHT_CHANGE, above=False)),
+    }
+    out = pd.DataFrame({"config": list(order)})
+    first = df.iloc[pd.Series(np.arange(len(df))).groupby(code).min().to_numpy()]
+    for f in factors:
+        out[f] = first[f].to_numpy()
+    out["n"] = np.bincount(code, minlength=len(order))
+    for name, fl in flags.items():       # share over the runs where the diagnostic is known
+        out[name] = np.nan if fl is None else pd.Series(fl).groupby(code).mean().reindex(range(len(order))).to_numpy()
+    y = _numeric(df, metric)
+    sizes = _numeric(df, n_col)
+    groups = pd.Series(y).groupby(code)
+    out["mean"] = groups.mean().to_numpy()
+    out["sd"] = groups.std(ddof=1).to_numpy()
+    med = pd.Series(sizes).groupby(code).median().to_numpy() if sizes is not None else np.full(len(order), np.nan)
+    bim, gaps, traps = [], [], []
+    values = [v[np.isfinite(v)] for _, v in groups]
+    for k, yk in enumerate(values):
+        floor = noise_floor(out["mean"][k], med[k]) if is_accuracy(metric) and np.isfinite(med[k]) else float("nan")
         use_floor = bimodal_above_noise and np.isfinite(floor)
-        bimodal, gap, _ = is_bimodal(y, min_gap=floor if use_floor else ABS_TOL)
+        b, gap, _ = is_bimodal(yk, min_gap=floor if use_floor else ABS_TOL)
+        sd, sc = out["sd"][k], out["single_class"][k]
         flat = np.isfinite(sd) and (sd <= ABS_TOL or (np.isfinite(floor) and sd < 0.5 * floor))
-        rows.append({
-            "config": label, **{f: g.iloc[0][f] for f in factors}, "n": len(g),
-            "stagnated": _share(stagnated),
-            "diverged": _share(_boolean(g, "diverged")),
-            "saturated": _share(_threshold_flags(_numeric(g, "saturated_frac"), MAJORITY, above=True)),
-            "dead": _share(_threshold_flags(_numeric(g, "dead_frac"), MAJORITY, above=True)),
-            "single_class": single_class,
-            "at_untrained": _share(untrained),
-            "not_training": _share(_any_flags(untrained, tiny_change)),
-            "bimodal": bool(bimodal), "bimodal_gap": gap, "sd": sd, "mean": mean,
-            "robust_looking_but_degenerate": bool(flat and np.isfinite(single_class) and single_class >= MAJORITY),
-        })
-    return pd.DataFrame(rows, columns=header)
+        bim.append(bool(b))
+        gaps.append(gap)
+        traps.append(bool(flat and np.isfinite(sc) and sc >= MAJORITY))
+    out["bimodal"], out["bimodal_gap"], out["robust_looking_but_degenerate"] = bim, gaps, traps
+    return out[header]
 
 
 def stagnation_share_of_spread(df: pd.DataFrame, factors: Sequence[str], metric: str) -> float:

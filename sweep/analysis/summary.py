@@ -12,6 +12,7 @@ import pandas as pd
 from scipy import stats
 
 from .table import AnalysisError
+from .table import config_labels as table_labels
 
 DEFAULT_COLUMNS: tuple[str, ...] = ("train_acc", "val_acc", "test_acc", "train_loss", "val_loss", "test_loss")
 STAT_COLUMNS: tuple[str, ...] = ("n", "n_missing", "mean", "sd", "min", "p5", "p25", "p50", "p75", "p95", "max",
@@ -26,11 +27,7 @@ def config_labels(df: pd.DataFrame, factors: Sequence[str]) -> pd.Series:
     if missing:
         raise AnalysisError(f"factor column(s) {', '.join(map(repr, missing))} not in the runs table; "
                             f"columns: {', '.join(map(str, df.columns))}")
-    if not factors:
-        return pd.Series("all runs", index=df.index, dtype=object)
-    if len(df) == 0:
-        return pd.Series([], index=df.index, dtype=object)
-    return df[factors].astype(str).apply(lambda r: ", ".join(f"{f}={v}" for f, v in r.items()), axis=1)
+    return table_labels(df, factors)
 
 
 def is_accuracy(column: str) -> bool:
@@ -104,24 +101,69 @@ def summarize(df: pd.DataFrame, factors: Sequence[str], columns: Sequence[str] |
         if missing:
             raise AnalysisError(f"column(s) {', '.join(map(repr, missing))} not in the runs table; "
                                 f"columns: {', '.join(map(str, df.columns))}")
-    labels = config_labels(df, factors)
+    labels = (df["config"] if "config" in df.columns else config_labels(df, factors)).to_numpy()
     header = ["config", *factors, "metric", *STAT_COLUMNS]
-    rows: list[dict] = []
-    for label in dict.fromkeys(labels):
-        group = df[(labels == label).to_numpy()]
-        first = group.iloc[0]
-        for column in columns:
-            values = pd.to_numeric(group[column], errors="coerce").to_numpy(dtype=float)
-            row = {"config": label, **{f: first[f] for f in factors}, "metric": column,
-                   **describe(values, n_boot=n_boot, seed=seed)}
-            floor = float("nan")
-            n_col = eval_size_column(column)
-            if is_accuracy(column) and n_col in group.columns:
-                sizes = pd.to_numeric(group[n_col], errors="coerce").to_numpy(dtype=float)
-                sizes = sizes[np.isfinite(sizes)]
-                if sizes.size:
-                    floor = noise_floor(row["mean"], float(np.median(sizes)))
-            row["noise_floor"] = floor
-            row["sd_over_floor"] = row["sd"] / floor if np.isfinite(floor) and floor > 0 else float("nan")
-            rows.append(row)
-    return pd.DataFrame(rows, columns=header)
+    order = list(dict.fromkeys(labels))
+    pos = pd.Series(np.arange(len(order)), index=order)
+    code = pos[labels].to_numpy()
+    first = df.iloc[pd.Series(np.arange(len(df))).groupby(code).min().to_numpy()] if len(df) else df
+    parts = []
+    for column in columns:
+        values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=float)
+        stats_ = describe_groups(values, code, len(order), n_boot=n_boot, seed=seed)
+        stats_.insert(0, "metric", column)
+        for f in reversed(factors):
+            stats_.insert(0, f, first[f].to_numpy())
+        stats_.insert(0, "config", order)
+        floor = np.full(len(order), np.nan)
+        n_col = eval_size_column(column)
+        if is_accuracy(column) and n_col in df.columns:
+            sizes = pd.Series(pd.to_numeric(df[n_col], errors="coerce").to_numpy(dtype=float)).groupby(code).median()
+            sizes = sizes.reindex(range(len(order))).to_numpy()
+            floor = np.array([noise_floor(m, n) for m, n in zip(stats_["mean"], sizes)])
+        stats_["noise_floor"] = floor
+        with np.errstate(divide="ignore", invalid="ignore"):
+            stats_["sd_over_floor"] = np.where(np.isfinite(floor) & (floor > 0), stats_["sd"] / floor, np.nan)
+        stats_["_c"] = np.arange(len(order))
+        parts.append(stats_)
+    if not parts:
+        return pd.DataFrame(columns=header)
+    out = pd.concat(parts, ignore_index=True)
+    out["_m"] = np.repeat(np.arange(len(parts)), len(order))
+    return out.sort_values(["_c", "_m"], kind="stable").drop(columns=["_c", "_m"])[header].reset_index(drop=True)
+
+
+def describe_groups(values: np.ndarray, code: np.ndarray, n_groups: int, *, n_boot: int = 1000,
+                    seed: int = 0) -> pd.DataFrame:
+    """:func:`describe` of every group at once: ``values (N,)`` with group index ``code (N,)`` ->
+    one row per group ``(n_groups, STAT_COLUMNS[:14])``. Each group's bootstrap draws the same indices
+    as :func:`bootstrap_mean_ci` with ``seed`` would for a sample of its size (groups of equal size
+    share one draw, applied as counts)."""
+    finite = np.isfinite(values)
+    cols = {k: np.full(n_groups, np.nan) for k in STAT_COLUMNS[:14]}
+    n = np.bincount(code[finite], minlength=n_groups)
+    cols["n"] = n.astype(int)
+    cols["n_missing"] = np.bincount(code[~finite], minlength=n_groups).astype(int)
+    order = np.lexsort((np.arange(len(values)), code))          # stable: each group's values in row order
+    order = order[finite[order]]
+    vals, grp = values[order], code[order]
+    starts = np.r_[0, np.cumsum(n)]
+    for size in np.unique(n[n > 0]):
+        g = np.flatnonzero(n == size)
+        X = np.stack([vals[starts[i]:starts[i + 1]] for i in g])         # (G, size)
+        q = np.percentile(X, [5, 25, 50, 75, 95], axis=1)
+        cols["mean"][g] = X.mean(axis=1)
+        cols["sd"][g] = X.std(axis=1, ddof=1) if size > 1 else np.nan
+        cols["min"][g], cols["max"][g] = X.min(axis=1), X.max(axis=1)
+        for k, qk in zip(("p5", "p25", "p50", "p75", "p95"), q):
+            cols[k][g] = qk
+        cols["iqm"][g] = stats.trim_mean(X, 0.25, axis=1)
+        idx = np.random.default_rng(seed).integers(0, size, size=(n_boot, size))
+        counts = np.zeros((n_boot, size))
+        np.add.at(counts, (np.arange(n_boot)[:, None], idx), 1.0)
+        means = X @ counts.T / size                                      # (G, n_boot)
+        cols["ci_low"][g], cols["ci_high"][g] = np.percentile(means, [2.5, 97.5], axis=1)
+    out = pd.DataFrame(cols)
+    out["n"] = out["n"].astype(int)
+    out["n_missing"] = out["n_missing"].astype(int)
+    return out

@@ -6,11 +6,13 @@ configurations, and the columns that identify a seed tuple (shared by every conf
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
+from .kinds import FactorKind, KindError, format_values, resolve_kinds, smooth
 
 SEED_COLS: tuple[str, ...] = ("seed_init", "seed_order", "seed_split")
 NOT_FACTORS = {"study", "trial", "run_id", "config_id", "duration_s", *SEED_COLS}
@@ -35,6 +37,17 @@ class Runs:
     factors: tuple[str, ...]
     seed_cols: tuple[str, ...]
     dropped: int
+    kinds: dict[str, FactorKind] = field(default_factory=dict)
+
+    def first(self) -> pd.DataFrame:
+        """One row per configuration, in ``configs`` order (indexed by the config label)."""
+        return self.df.drop_duplicates("config").set_index("config").loc[self.configs]
+
+    @property
+    def smooth_factors(self) -> list[str]:
+        """Factors analysed with a smooth effect (continuous or discrete with many values)."""
+        first = self.first()
+        return [f for f in self.factors if smooth(self.kinds.get(f, FactorKind("categorical")), first[f])]
 
     @property
     def configs(self) -> list[str]:
@@ -72,11 +85,39 @@ def infer_factors(df: pd.DataFrame, metric_columns: Sequence[str] = ()) -> list[
     raise AnalysisError("cannot tell the factors of this table: pass them (--factors A,B)")
 
 
+def constant_columns(df: pd.DataFrame, columns: Sequence[str]) -> list[str]:
+    """The ``columns`` that take a single value in ``df`` (a factor that does not vary)."""
+    return [c for c in columns if c in df.columns and df[c].nunique(dropna=False) < 2]
+
+
+def config_labels(df: pd.DataFrame, factors: Sequence[str]) -> pd.Series:
+    """The ``config`` label of every row ``(N,)``: "f1=v1, f2=v2" with numbers to 3 significant digits
+    (more where needed to keep distinct values apart); "all runs" without factors."""
+    if not factors:
+        return pd.Series("all runs", index=df.index, dtype=object)
+    parts = []
+    for f in factors:
+        col = df[f]
+        if pd.api.types.is_float_dtype(col):
+            fmt = format_values(col.dropna().unique())
+            parts.append(f + "=" + col.map(lambda v: fmt.get(v, str(v))).astype(str))
+        else:
+            parts.append(f + "=" + col.astype(str))
+    out = parts[0]
+    for p in parts[1:]:
+        out = out + ", " + p
+    return out.astype(object)
+
+
 def prepare(df: pd.DataFrame, metric: str, factors: Sequence[str] | None = None,
-            seed_cols: Sequence[str] | None = None) -> Runs:
+            seed_cols: Sequence[str] | None = None, *, kinds: Mapping[str, FactorKind] | None = None,
+            overrides: Mapping[str, FactorKind] | None = None) -> Runs:
     """Validate the columns and build a ``Runs``. ``factors=None`` infers them from a sweep runs.csv;
     ``seed_cols=None`` uses ``seed_init, seed_order, seed_split`` where present, else the row's
-    position within its configuration (seeds are then assumed to be listed in the same order)."""
+    position within its configuration (seeds are then assumed to be listed in the same order).
+    ``kinds``: factor kinds declared by the study (``meta.json``); ``overrides``: the user's
+    (``--continuous`` / ``--categorical``); the rest are inferred (``kinds.resolve_kinds``)."""
+
     if metric not in df.columns:
         raise AnalysisError(f"no column {metric!r} in the runs table; columns: {', '.join(map(str, df.columns))}")
     if not pd.api.types.is_numeric_dtype(df[metric]):
@@ -92,10 +133,7 @@ def prepare(df: pd.DataFrame, metric: str, factors: Sequence[str] | None = None,
     if missing:
         raise AnalysisError(f"seed column(s) {', '.join(map(repr, missing))} not in the runs table")
     out = df.copy()
-    if factors:
-        out["config"] = out[factors].astype(str).apply(lambda r: ", ".join(f"{f}={v}" for f, v in r.items()), axis=1)
-    else:
-        out["config"] = "all runs"
+    out["config"] = config_labels(out, factors)
     if seed_cols:
         out["seed"] = out[list(seed_cols)].astype(str).apply(lambda r: "/".join(r), axis=1)
     else:
@@ -105,4 +143,9 @@ def prepare(df: pd.DataFrame, metric: str, factors: Sequence[str] | None = None,
                             "columns that tell runs apart (--seed-cols)")
     keep = np.isfinite(out[metric].to_numpy(dtype=float))
     dropped = int((~keep).sum())
-    return Runs(out[keep].reset_index(drop=True), metric, tuple(factors), tuple(seed_cols), dropped)
+    first = out.drop_duplicates("config")
+    try:
+        resolved = resolve_kinds(first, factors, kinds, overrides)
+    except KindError as exc:
+        raise AnalysisError(str(exc)) from None
+    return Runs(out[keep].reset_index(drop=True), metric, tuple(factors), tuple(seed_cols), dropped, resolved)

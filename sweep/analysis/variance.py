@@ -61,9 +61,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .ranges import cut
+from .sampled import SurfaceFit, surface_rows
 from .table import SEED_COLS, AnalysisError, Runs
 
-__all__ = ["COLUMNS", "decompose", "factorial_ss", "optuna_importance"]
+__all__ = ["COLUMNS", "decompose", "decompose_fit", "factorial_ss", "optuna_importance"]
 
 COLUMNS: list[str] = ["scope", "source", "share", "ci_low", "ci_high", "method", "note"]
 IMPORTANCE_COLUMNS: list[str] = ["evaluator", "factor", "importance_mean", "importance_sd", "repeats", "note"]
@@ -775,11 +777,18 @@ def _conditional_rows(runs: Runs, Y: np.ndarray, W: np.ndarray, fac: _Factors,
     shares = {f: (s if np.isfinite(s) else -np.inf) for f, s in main.items()}
     top = max(shares, key=shares.get)
     a = fac.names.index(top)
-    rest = [j for j in range(len(fac.names)) if j != a]
+    smooth = set(runs.smooth_factors)
+    rest = [j for j in range(len(fac.names)) if j != a and fac.names[j] not in smooth]
+    if top in smooth:       # a continuous factor: its ranges, not its (one-configuration) values
+        bins = cut(runs.first()[top], runs.kinds[top], top)
+        top_codes, scopes = np.asarray(bins.codes), list(bins.categories)
+    else:
+        top_codes, scopes = fac.codes[:, a], [f"{top}={level}" for level in fac.levels[a]]
     rows = []
-    for li, level in enumerate(fac.levels[a]):
-        sel = fac.codes[:, a] == li
-        scope = f"{top}={level}"
+    for li, scope in enumerate(scopes):
+        sel = top_codes == li
+        if not sel.any():
+            continue
         Ys = Y[sel]
         ow = _oneway(Ys, W)
         single = Ys.shape[0] == 1
@@ -816,6 +825,12 @@ def _group_ss(ow: _OneWay, codes: np.ndarray) -> np.ndarray:
 
 
 def decompose(runs: Runs, *, n_boot: int = 1000, seed: int = 0, conditional: bool = True) -> pd.DataFrame:
+    """The ``variance.csv`` table (see :func:`decompose_fit`)."""
+    return decompose_fit(runs, n_boot=n_boot, seed=seed, conditional=conditional)[0]
+
+
+def decompose_fit(runs: Runs, *, n_boot: int = 1000, seed: int = 0,
+                  conditional: bool = True) -> tuple[pd.DataFrame, SurfaceFit | None]:
     """The ``variance.csv`` table: where the variance of ``runs.metric`` comes from.
 
     Columns ``scope, source, share, ci_low, ci_high, method, note``. Scope "global": observed shares
@@ -823,10 +838,13 @@ def decompose(runs: Runs, *, n_boot: int = 1000, seed: int = 0, conditional: boo
     random-effects components as shares of their sum plus "reliability (ICC)" (``"component"``),
     and the factorial decomposition (factor main effects, "A × B" interactions, "higher-order
     interactions" with >= 3 factors, "seed (residual)"; ``"eta2"`` when balanced and adding to 1,
-    ``"typeII"`` with a warning otherwise). Scope "seed sources": crossed init/order/split
+    ``"typeII"`` with a warning otherwise); when a factor is continuous (``Runs.smooth_factors``) the
+    factorial rows are replaced by the functional ANOVA of a fitted surface (``"fanova"``,
+    ``sampled.py``), and the surface is returned with its bootstrap. Scope "seed sources": crossed init/order/split
     components, or one row for a replicate design. Scopes "factor=level" (``conditional``): the
-    same shares within each level of the most important factor, with absolute "seed sd" (and
-    "seed variance" when the level is one configuration).
+    same shares within each level of the most important factor (within each of its ranges when it is
+    continuous, ``ranges.cut``), with absolute "seed sd" (and "seed variance" when the level is one
+    configuration).
 
     CIs: 95% bootstrap over seed tuples (``n_boot`` draws, ``np.random.default_rng(seed)``), one draw
     of seed indices applied to every configuration (pigeonhole draws of init / order / split for the
@@ -857,14 +875,18 @@ def decompose(runs: Runs, *, n_boot: int = 1000, seed: int = 0, conditional: boo
     rows = _share_rows(GLOBAL, ow, False, note0, S)
     if C >= 2:
         rows += _component_rows(ow, S)
-    frows, main = _factorial_rows(runs, Y, W, ow, fac)
+    surface = None
+    if runs.smooth_factors and C >= 2:
+        frows, main, surface = surface_rows(runs, Y, W, rng, ci_note)
+    else:
+        frows, main = _factorial_rows(runs, Y, W, ow, fac)
     rows += frows
     rows += _seed_source_rows(Y, design, n_draws, rng)
     if conditional:
         rows += _conditional_rows(runs, Y, W, fac, main)
     out = pd.DataFrame(rows, columns=COLUMNS)
     out["note"] = out["note"].fillna("").astype(str)
-    return out
+    return out, surface
 
 
 # ------------------------------------------------------------------------------ optuna importance
@@ -884,14 +906,20 @@ def _distribution(values: pd.Series):
     return CategoricalDistribution(tuple(sorted(s.unique()))), list(s)
 
 
-def optuna_importance(runs: Runs, *, repeats: int = 5, seed: int = 0,
-                      direction: str = "maximize") -> pd.DataFrame:
+IMPORTANCE_MAX_CONFIGS = 200    # Optuna's evaluators grow fast with trials; a cross-check needs no more
+FANOVA_FOREST = {"n_trees": 32, "max_depth": 16}   # Optuna's default 64 x 64 costs 5x for the same ranking
+
+
+def optuna_importance(runs: Runs, *, repeats: int = 3, seed: int = 0, direction: str = "maximize",
+                      max_configs: int = IMPORTANCE_MAX_CONFIGS) -> pd.DataFrame:
     """Optuna hyperparameter importances computed on configuration means (one trial per
     configuration, value = mean of the metric over its seeds).
 
-    fANOVA (``FanovaImportanceEvaluator(seed=seed + k)``, k < ``repeats``; mean and sd over repeats)
+    fANOVA (``FanovaImportanceEvaluator(seed=seed + k, **FANOVA_FOREST)``, k < ``repeats``; mean and sd
+    over repeats)
     and PED-ANOVA (deterministic: one evaluation; its top quantile is widened so that it holds at
-    least 5 configurations, said in ``note``). Returns columns ``evaluator, factor, importance_mean,
+    least 5 configurations, said in ``note``). With more than ``max_configs`` configurations, a fixed
+    random subset of that many is used (said in ``note``). Returns columns ``evaluator, factor, importance_mean,
     importance_sd, repeats, note``; empty with fewer than 2 configurations or no varying factor.
     """
     import optuna
@@ -902,6 +930,11 @@ def optuna_importance(runs: Runs, *, repeats: int = 5, seed: int = 0,
     if len(first) < 2 or not factors:
         return pd.DataFrame(columns=IMPORTANCE_COLUMNS)
     means = runs.df.groupby("config")[runs.metric].mean().reindex(runs.configs).to_numpy(dtype=float)
+    subset = ""
+    if len(first) > max_configs:
+        keep = np.sort(np.random.default_rng(seed).choice(len(first), size=max_configs, replace=False))
+        first, means = first.iloc[keep], means[keep]
+        subset = f"a random subset of {max_configs} of {len(runs.configs)} configurations; "
     dists, params = {}, {}
     for f in factors:
         dists[f], params[f] = _distribution(first[f])
@@ -928,9 +961,9 @@ def optuna_importance(runs: Runs, *, repeats: int = 5, seed: int = 0,
         msgs = sorted({str(w.message) for w in caught if "experimental" not in str(w.message).lower()})
         return res, "; ".join(msgs)
 
-    fan = [run(FanovaImportanceEvaluator(seed=seed + k)) for k in range(max(repeats, 1))]
+    fan = [run(FanovaImportanceEvaluator(seed=seed + k, **FANOVA_FOREST)) for k in range(max(repeats, 1))]
     ok = [r for r, _ in fan if r is not None]
-    note = f"on {n} configuration means; " + (fan[0][1] or "")
+    note = f"on {n} configuration means; {subset}" + (fan[0][1] or "")
     for f in factors:
         vals = np.array([r[f] for r in ok]) if ok else np.array([np.nan])
         rows.append({"evaluator": "fanova", "factor": f, "importance_mean": float(np.mean(vals)),
@@ -939,7 +972,7 @@ def optuna_importance(runs: Runs, *, repeats: int = 5, seed: int = 0,
 
     q = min(0.5, max(0.1, 5.0 / n))
     res, msg = run(PedAnovaImportanceEvaluator(target_quantile=q))
-    note = (f"on {n} configuration means; deterministic (one evaluation); target quantile {q:.2g} "
+    note = (f"on {n} configuration means; {subset}deterministic (one evaluation); target quantile {q:.2g} "
             f"(top {math.ceil(q * n)} configurations)")
     if q > 0.1:
         note += "; widened from 0.1 to hold >= 5 configurations"

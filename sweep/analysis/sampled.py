@@ -1,0 +1,263 @@
+"""Variance attribution for sampled search spaces (``../shared/STATISTICS.md`` section 8): the
+``method = "fanova"`` rows of ``variance.csv``, used whenever a factor is continuous (one value per
+configuration, so it cannot be a factorial term).
+
+Model: the configuration means are a fitted surface (``surface.py``: smooth main effects on the
+sampling scale, categorical effects, pairwise interactions; REML) plus what the surface does not
+explain; the seed is the within-configuration variance. Shares are of the total
+``sum_T V_T + sigma2_unexplained + sigma2_seed`` (variance components, not observed shares), with
+``V_T`` the functional-ANOVA variance of term T (``fanova.py``).
+
+Intervals (95%): one bootstrap of ``B`` draws that resamples configurations (each with all its runs)
+for the surface, refitted with its smoothing parameters chosen again in every draw, and resamples the
+seed tuples (paired across configurations, pigeonhole for crossed designs) together with the
+configurations for the seed variance. Term and seed rows: basic bootstrap interval of the untruncated
+share; a term that Wood's (2013) Wald test cannot tell from zero (p > 0.05) gets a lower end of 0 and
+the bootstrap's 97.5th percentile as its upper end (the test uses each configuration's own seed
+noise, a sandwich covariance). The unexplained row: normal approximation of its moment estimator
+(``_unexplained_row``); resampled configurations would count their duplicates as independent.
+Measured coverage: ``docs/validation.md`` (``make validate``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from .fanova import term_variances
+from .surface import Surface, fit_surface
+from .table import Runs
+
+__all__ = ["UNEXPLAINED", "SurfaceFit", "surface_rows", "fit_runs", "pd_curves"]
+
+UNEXPLAINED = "unexplained by the surface"
+SEED = "seed (within configuration)"
+TIMES = " \u00d7 "
+MIN_CONFIGS_INTERACTIONS = 20     # fewer configurations: main effects only (said in the notes)
+FANOVA_NOTE = ("functional ANOVA of a fitted surface (smooth terms on the sampling scale, pairwise interactions, "
+               "REML); share of the total variance (components)")
+
+
+def fit_runs(runs: Runs, Y: np.ndarray) -> Surface:
+    """The surface fitted to the configuration means of ``Y (C, S)`` (NaN: missing runs)."""
+    first = runs.first()
+    factors = [f for f in runs.factors if first[f].nunique(dropna=False) > 1]
+    smooth = set(runs.smooth_factors)
+    values = {f: first[f].to_numpy() for f in factors}
+    n = np.isfinite(Y).sum(axis=1)
+    ybar = np.nanmean(np.where(n[:, None] > 0, Y, 0.0), axis=1)
+    return fit_surface(values, ybar, n, smooth={f: f in smooth for f in factors},
+                       log={f: bool(runs.kinds[f].log) and f in smooth for f in factors},
+                       interactions=len(ybar) >= MIN_CONFIGS_INTERACTIONS)
+
+
+def _term_label(s: Surface, factors: tuple[int, ...]) -> str:
+    return TIMES.join(s.names[j] for j in factors)
+
+
+def _within(Y: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Within-configuration sums of squares and degrees of freedom ``(B, C)`` under seed weights
+    ``W (B, S)``."""
+    M = np.isfinite(Y).astype(float)
+    Y0 = np.where(M > 0, Y, 0.0)
+    n = W @ M.T
+    s1 = W @ Y0.T
+    s2 = W @ (Y0 * Y0).T
+    ss = np.maximum(s2 - np.divide(s1 * s1, n, out=np.zeros_like(s1), where=n > 0), 0.0)
+    return ss, np.maximum(n - 1.0, 0.0)
+
+
+@dataclass
+class SurfaceFit:
+    """The fitted surface with its bootstrap: coefficients ``beta (1 + B, p)`` (row 0 the fit) and
+    configuration multiplicities ``V (1 + B, C)`` of every draw."""
+
+    surface: Surface
+    beta: np.ndarray
+    V: np.ndarray
+
+
+def _draws(s: Surface, Y: np.ndarray, W: np.ndarray, V: np.ndarray,
+           select: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Components ``(1 + B, n_terms + 2)`` per draw: the terms' variances, the unexplained variance
+    (untruncated) and the seed variance, and the coefficients ``(1 + B, p)``. Row 0 is the estimate
+    (all weights one).
+
+    The unexplained variance is a moment estimator that allows every configuration its own seed
+    noise: ``(sum_c r_c^2 - sum_c D_cc s2_c / n_c) / sum_c D_cc`` (``Surface.residual_weights``), with
+    ``s2_c / n_c`` the variance of configuration c's mean."""
+    ss, df = _within(Y, W)
+    sig2 = (V * ss).sum(axis=1) / np.maximum((V * df).sum(axis=1), 1e-300)
+    iterations = select_iterations(len(s.y)) if select else 0
+    if len(V) > 1 and iterations:
+        beta, _, _ = s.refit_select(np.broadcast_to(s.y, V[1:].shape), V[1:] * s.w, iterations=iterations)
+        beta = np.vstack([s.beta, beta])
+    elif len(V) > 1:
+        beta = np.vstack([s.beta, s.refit(np.broadcast_to(s.y, V[1:].shape), V[1:] * s.w)])
+    else:
+        beta = s.beta[None]
+    tv = term_variances(s, beta, V)
+    r = s.y[None, :] - beta @ s.X.T
+    noise = _mean_noise(ss, df)
+    D = s.residual_weights()
+    unexplained = ((V * r * r).sum(axis=1) - (V * noise * D).sum(axis=1)) / np.maximum((V * D).sum(axis=1), 1e-300)
+    return np.column_stack([tv, unexplained, sig2]), beta
+
+
+def select_iterations(n_configs: int) -> int:
+    """Fellner-Schall updates per bootstrap draw: the smoothing choice varies from draw to draw with
+    few configurations and hardly at all with many (then the smoothing parameters stay fixed)."""
+    return 30 if n_configs < 200 else 10 if n_configs < 1000 else 0
+
+
+def _mean_noise(ss: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """Variance of each configuration's mean ``(B, C)`` from its own runs: ``s2_c / n_c``."""
+    n = df + 1.0
+    return np.divide(ss, df * n, out=np.zeros_like(ss), where=df > 0)
+
+
+def _jackknife(s: Surface, Y: np.ndarray, rng: np.random.Generator, max_groups: int = 100) -> np.ndarray:
+    """Shares ``(G, n_terms + 2)`` with each of ``G`` groups of configurations left out in turn
+    (delete-one for up to ``max_groups`` configurations, else a random partition into that many
+    groups), smoothing parameters fixed: the acceleration of the BCa intervals."""
+    C = Y.shape[0]
+    G = min(C, max_groups)
+    group = np.arange(C) if G == C else rng.permutation(np.arange(C) % G)
+    V = np.vstack([np.ones(C), (group[None, :] != np.arange(G)[:, None]).astype(float)])
+    comps, _ = _draws(s, Y, np.ones((len(V), Y.shape[1])), V, select=False)
+    return (comps / comps.sum(axis=1, keepdims=True))[1:]
+
+
+def _bca(raw: np.ndarray, jack: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """BCa interval (Efron 1987) of an untruncated share from its bootstrap draws ``raw[1:]``
+    (``raw[0]`` the estimate) and jackknife values ``jack (G,)``, clipped to [0, 1]: the percentiles
+    shifted for the draws' median bias and skewness, so a skewed share keeps its shape."""
+    from scipy.stats import norm
+    d = raw[1:][np.isfinite(raw[1:])]
+    if d.size < 10 or not np.isfinite(raw[0]):
+        return math.nan, math.nan
+    frac = (np.sum(d < raw[0]) + 0.5 * np.sum(d == raw[0])) / d.size
+    z0 = norm.ppf(np.clip(frac, 1.0 / d.size, 1 - 1.0 / d.size))
+    dev = jack.mean() - jack
+    den = 6.0 * np.sum(dev ** 2) ** 1.5
+    acc = float(np.sum(dev ** 3) / den) if den > 0 else 0.0
+    z = norm.ppf([(1 - level) / 2, (1 + level) / 2])
+    q = norm.cdf(z0 + (z0 + z) / (1 - acc * (z0 + z)))
+    lo, hi = np.percentile(d, 100 * q)
+    return float(np.clip(lo, 0, 1)), float(np.clip(hi, 0, 1))
+
+
+def _resample(rng: np.random.Generator, n_boot: int, C: int) -> np.ndarray:
+    """Configuration multiplicities ``(1 + B, C)``; row 0 all ones."""
+    if n_boot == 0:
+        return np.ones((1, C))
+    idx = rng.integers(0, C, size=(n_boot, C))
+    counts = np.zeros((n_boot, C))
+    np.add.at(counts, (np.arange(n_boot)[:, None], idx), 1.0)
+    return np.vstack([np.ones(C), counts])
+
+
+def surface_rows(runs: Runs, Y: np.ndarray, W: np.ndarray, rng: np.random.Generator,
+                 ci_note: str) -> tuple[list[dict], dict[str, float], SurfaceFit]:
+    """The fANOVA rows of ``variance.csv`` for ``Y (C, S)`` with seed weights ``W (1 + B, S)`` (row 0
+    all ones; the same draws as the other global rows), the main-effect share of every factor, and
+    the fitted surface with its bootstrap."""
+    with threadpool_limits(limits=1):       # many small solves: BLAS threads only contend
+        return _surface_rows(runs, Y, W, rng, ci_note)
+
+
+def _surface_rows(runs: Runs, Y: np.ndarray, W: np.ndarray, rng: np.random.Generator,
+                  ci_note: str) -> tuple[list[dict], dict[str, float], SurfaceFit]:
+    s = fit_runs(runs, Y)
+    C, n_boot = Y.shape[0], W.shape[0] - 1
+    V = _resample(rng, n_boot, C)
+    comps, beta = _draws(s, Y, W, V)
+    est = comps[0].copy()
+    est[-2] = max(est[-2], 0.0)
+    total = float(est.sum())
+    raw = comps / comps.sum(axis=1, keepdims=True)
+    ss, df = _within(Y, np.ones((1, Y.shape[1])))
+    tests = s.term_tests(_mean_noise(ss, df)[0] + max(est[-2], 0.0))
+    labels = [_term_label(s, T.factors) for T in s.terms]
+    note = f"{FANOVA_NOTE}; {ci_note}; configurations resampled too"
+    if Y.shape[0] < MIN_CONFIGS_INTERACTIONS and len(s.names) > 1:
+        note += f"; main effects only (fewer than {MIN_CONFIGS_INTERACTIONS} configurations for interactions)"
+    rows = []
+    for j, label in enumerate(labels):
+        edf, p = tests[j]
+        lo, hi = _term_ci(raw[:, j], p)
+        rows.append(_row(label, est[j] / total, lo, hi,
+                         f"{note}; edf {edf:.2g}; Wald test of zero p = {p:.2g}" +
+                         ("; lower end 0: not distinguishable from 0" if p > 0.05 else "")))
+    rows.append(_unexplained_row(s, Y, est, total))
+    lo, hi = _basic(raw[:, -1])
+    rows.append(_row(SEED, est[-1] / total, lo, hi, f"{note}; pooled within-configuration variance"))
+    main = {labels[j]: rows[j]["share"] for j, T in enumerate(s.terms) if len(T.factors) == 1}
+    return rows, main, SurfaceFit(s, beta, V)
+
+
+def _row(source: str, share: float, lo: float, hi: float, note: str) -> dict:
+    return {"scope": "global", "source": source, "share": float(share), "ci_low": lo, "ci_high": hi,
+            "method": "fanova", "note": note}
+
+
+def _basic(raw: np.ndarray) -> tuple[float, float]:
+    """Basic bootstrap interval of an untruncated share ``raw (1 + B,)`` (entry 0: the estimate),
+    clipped to [0, 1]."""
+    d = raw[1:][np.isfinite(raw[1:])]
+    if d.size == 0 or not np.isfinite(raw[0]):
+        return math.nan, math.nan
+    q_lo, q_hi = np.percentile(d, [2.5, 97.5])
+    return float(np.clip(2 * raw[0] - q_hi, 0, 1)), float(np.clip(2 * raw[0] - q_lo, 0, 1))
+
+
+def _term_ci(raw: np.ndarray, p: float) -> tuple[float, float]:
+    lo, hi = _basic(raw)
+    if p > 0.05 and raw.size > 1:
+        return 0.0, float(np.clip(np.percentile(raw[1:], 97.5), 0, 1))
+    return lo, hi
+
+
+def _unexplained_row(s: Surface, Y: np.ndarray, est: np.ndarray, total: float) -> dict:
+    """The unexplained component with a normal-approximation interval: residuals treated as
+    independent with variance ``D_cc (tau2 + v_c)``, each ``v_c = s2_c / n_c`` estimated from
+    ``n_c - 1`` degrees of freedom; clipped at 0."""
+    ss, df = _within(Y, np.ones((1, Y.shape[1])))
+    v, dfc = _mean_noise(ss, df)[0], df[0]
+    D = s.residual_weights()
+    r = s.y - s.X @ s.beta
+    tau2 = float((r @ r - D @ v) / D.sum())
+    var_r = float(np.sum(2.0 * (D * (max(tau2, 0.0) + v)) ** 2))
+    var_v = float(np.sum(np.divide(2.0 * (D * v) ** 2, dfc, out=np.zeros_like(v), where=dfc > 0)))
+    half = 1.96 * math.sqrt(var_r + var_v) / D.sum()
+    return _row(UNEXPLAINED, est[-2] / total, max(tau2 - half, 0.0) / total, max(tau2 + half, 0.0) / total,
+                "variance of the configuration means around the surface beyond their own seed noise "
+                "(each configuration's s2/n); negative estimates truncated at 0; CI: normal approximation of the "
+                "moment estimator (residuals independent, each with its own seed noise)")
+
+
+def pd_curves(s: Surface, factor: str, beta: np.ndarray, n_points: int = 80) -> pd.DataFrame:
+    """Partial dependence of the surface on ``factor``: the fitted mean at each grid value of the
+    factor, averaged over the other factors' observed values (``beta (B, p)`` gives one curve per
+    draw). Returns ``x`` ``(n_points,)`` and ``curves`` ``(B, n_points)`` as a long frame."""
+    j = s.names.index(factor)
+    m = s.mains[j]
+    if m.smooth:
+        t = np.linspace(0, 1, n_points)
+        u = m.lo + t * (m.hi - m.lo)
+        grid = 10 ** u if m.log else u
+    else:
+        grid = np.array(m.levels, dtype=object)
+    C = len(s.y)
+    rows = []
+    for g in grid:
+        values = {f: (np.full(C, g, dtype=object if not m.smooth else float) if f == factor else s.values[f])
+                  for f in s.names}
+        pred = s.predict(values, beta)                  # (C, B)
+        rows.append(pred.mean(axis=0))
+    curves = np.array(rows).T                            # (B, n_points)
+    return pd.DataFrame({"x": np.repeat(grid[None, :], len(curves), axis=0).ravel(),
+                         "draw": np.repeat(np.arange(len(curves)), len(grid)), "mean": curves.ravel()})
