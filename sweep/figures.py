@@ -66,6 +66,7 @@ FAILURE_LABELS = {
     "single_class": "predicts one class",
     "at_untrained": "accuracy at untrained level",
 }
+MAX_POINTS = 3000       # runs drawn as points in a violin figure (evenly spaced over the runs); violins use all
 MAX_RUN_LINES = 60      # faint per-run lines per level in a learning-curve figure (the rest: in the band)
 _SPLITS = {"train": "training", "val": "validation", "test": "test"}
 _QUANTITIES = {"acc": "accuracy", "loss": "loss (cross-entropy)"}
@@ -298,7 +299,8 @@ def outcome_by_factor(df: pd.DataFrame, factor: str | None, metric: str, *, ax: 
             coll.set_facecolor(fc)
     n_violins = len(ax.collections)
     size = 3.0 if len(d) <= 400 else 2.0
-    sns.stripplot(data=d, x="level", y="value", order=order, color="0.15", size=size, alpha=0.5,
+    pts = d if len(d) <= MAX_POINTS else d.iloc[np.linspace(0, len(d) - 1, MAX_POINTS).round().astype(int)]
+    sns.stripplot(data=pts, x="level", y="value", order=order, color="0.15", size=size, alpha=0.5,
                   jitter=0.18, linewidth=0, dodge=False, ax=ax)
     for coll in ax.collections[n_violins:]:
         coll.set_zorder(3)
@@ -306,7 +308,8 @@ def outcome_by_factor(df: pd.DataFrame, factor: str | None, metric: str, *, ax: 
     ax.set_axisbelow(True)
     _tidy_categorical(ax, "x")
     n_levels = len(order)
-    return _finish(ax, f"{title} ({len(d)} runs, {n_levels} level{'s' if n_levels != 1 else ''}"
+    shown = "" if len(pts) == len(d) else f", {len(pts)} of them as points"
+    return _finish(ax, f"{title} ({len(d)} runs{shown}, {n_levels} level{'s' if n_levels != 1 else ''}"
                        f"{_excluded_note(d.attrs['dropped'])})",
                    name if factor else "", metric_label(metric))
 
@@ -654,20 +657,44 @@ def halfwidth_vs_seeds(halfwidth: pd.DataFrame, *, ax: Axes | None = None) -> Ax
 
 
 # ------------------------------------------------------------------------------------------ 7. failures
-def prepare_failures(failures: pd.DataFrame) -> pd.DataFrame:
+MAX_FAILURE_ROWS = 25   # configurations drawn in the failure-mode figure; the rest as one aggregate row
+
+
+def _top_failures(failures: pd.DataFrame, modes: list[str], top: int) -> pd.DataFrame:
+    """The ``top`` configurations with the largest failure share (any mode) and one row
+    "all N others" with the run-weighted mean share of each mode over the rest."""
+    worst = failures[modes].apply(pd.to_numeric, errors="coerce").max(axis=1).fillna(0.0)
+    keep = worst.sort_values(ascending=False, kind="stable").index[:top]
+    rest = failures.drop(index=keep)
+    w = pd.to_numeric(rest["n"], errors="coerce").fillna(1.0) if "n" in rest else pd.Series(1.0, index=rest.index)
+    agg = {"config": f"all {len(rest)} others (mean)"}
+    for m in modes:
+        v = pd.to_numeric(rest[m], errors="coerce")
+        ok = v.notna()
+        agg[m] = float((v[ok] * w[ok]).sum() / w[ok].sum()) if ok.any() else np.nan
+    return pd.concat([failures.loc[keep], pd.DataFrame([agg])], ignore_index=True)
+
+
+def prepare_failures(failures: pd.DataFrame, top: int | None = MAX_FAILURE_ROWS) -> pd.DataFrame:
     """Long table ``config, mode, share`` of the failure-mode columns present in ``failures`` that are
-    not all NaN (in :data:`FAILURE_MODES` order), configurations in natural order; NaN shares dropped."""
+    not all NaN (in :data:`FAILURE_MODES` order), configurations in natural order; NaN shares dropped.
+    With more than ``top`` configurations: the ``top`` worst and an "all N others (mean)" row (last)."""
     _require(failures, ["config"], "failures table")
     modes = [m for m in FAILURE_MODES if m in failures.columns
              and pd.to_numeric(failures[m], errors="coerce").notna().any()]
     if not modes or failures.empty:
         return pd.DataFrame({"config": pd.Series(dtype=str), "mode": pd.Series(dtype=str),
                              "share": pd.Series(dtype=float)})
+    aggregate = None
+    if top is not None and len(failures) > top:
+        failures = _top_failures(failures, modes, top)
+        aggregate = failures["config"].iloc[-1]
     wide = failures[["config"] + modes].copy()
     wide["config"] = wide["config"].astype(str)
     for m in modes:
         wide[m] = pd.to_numeric(wide[m], errors="coerce").astype(float)
-    cfgs = sorted(dict.fromkeys(wide["config"]), key=_natural_key)
+    cfgs = sorted((c for c in dict.fromkeys(wide["config"]) if c != aggregate), key=_natural_key)
+    cfgs += [aggregate] if aggregate else []
     long = wide.melt(id_vars="config", value_vars=modes, var_name="mode", value_name="share")
     long = long[np.isfinite(long["share"])]
     long["_c"] = long["config"].map({c: i for i, c in enumerate(cfgs)})
@@ -703,6 +730,8 @@ def failure_modes(failures: pd.DataFrame, *, ax: Axes | None = None) -> Axes:
     ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.1),
               ncol=min(len(modes), 3), frameon=False, fontsize=8)
     _tidy_categorical(ax, "y")
+    if cfgs and cfgs[-1].endswith(" others (mean)"):
+        title = f"Failure modes of the {len(cfgs) - 1} configurations with the most failing runs, and the rest"
     if not (d["share"] > 0).any():
         title += ": none detected"
     return _finish(ax, title, "share of runs in the configuration", "")

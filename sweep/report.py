@@ -82,7 +82,8 @@ def build_figures(a: Analysis, fig_dir: Path) -> dict[str, Path]:
     if a.budget is not None and len(a.budget):
         draw("budget", SF.expected_best, a.budget, m, a.sampler or "random")
     if len(a.failures):
-        draw("failures", F.failure_modes, a.failures, h=max(3.0, 0.28 * len(a.failures) + 1.5))
+        rows = min(len(a.failures), F.MAX_FAILURE_ROWS + 1)
+        draw("failures", F.failure_modes, a.failures, h=max(3.0, 0.28 * rows + 1.5))
     return paths
 
 

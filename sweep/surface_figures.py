@@ -16,6 +16,15 @@ __all__ = ["prepare_partial_dependence", "partial_dependence", "prepare_seed_sd"
            "prepare_contour", "contour", "expected_best", "selection_vs_confirmed"]
 
 GRID = 80
+MAX_DOTS = 4000         # runs drawn as dots in the partial-dependence figure
+AVERAGE_OVER = 300      # configurations the partial dependence averages over (an even subset when more)
+
+
+def _others(s) -> dict[str, np.ndarray]:
+    """The configurations' factor values to average over (at most AVERAGE_OVER, evenly spaced)."""
+    C = len(s.y)
+    idx = np.arange(C) if C <= AVERAGE_OVER else np.linspace(0, C - 1, AVERAGE_OVER).round().astype(int)
+    return {f: np.asarray(v)[idx] for f, v in s.values.items()}
 
 
 def _axis_grid(fit: SurfaceFit, factor: str, n: int = GRID) -> np.ndarray:
@@ -41,7 +50,8 @@ def prepare_partial_dependence(fit: SurfaceFit, factor: str, color: str | None) 
     (``lo``/``hi``: 95% bootstrap band)."""
     s = fit.surface
     levels = list(s.mains[s.names.index(color)].levels) if color else [None]
-    C = len(s.y)
+    base = _others(s)
+    C = len(next(iter(base.values())))
     keys, rows = [], []
     for level in levels:
         xs = _axis_grid(fit, factor)
@@ -49,7 +59,7 @@ def prepare_partial_dependence(fit: SurfaceFit, factor: str, color: str | None) 
             x_obs = np.asarray(s.values[factor], dtype=float)[np.asarray(s.values[color] == level, dtype=bool)]
             xs = xs[(xs >= x_obs.min() * (1 - 1e-9)) & (xs <= x_obs.max() * (1 + 1e-9))] if x_obs.size else xs[:0]
         for x in xs:
-            values = dict(s.values)
+            values = dict(base)
             values[factor] = np.full(C, x)
             if color:
                 values[color] = np.array([level] * C, dtype=object)
@@ -78,6 +88,8 @@ def partial_dependence(runs: pd.DataFrame, fit: SurfaceFit, factor: str, metric:
     pal = _palette(len(levels))
     means = d.groupby("config", sort=False).agg(x=(factor, "first"), y=(metric, "mean"),
                                                  **({"c": (color, "first")} if color else {}))
+    if len(d) > MAX_DOTS:            # an even subset of the runs as dots; every configuration mean is drawn
+        d = d.iloc[np.linspace(0, len(d) - 1, MAX_DOTS).round().astype(int)]
     handles = []
     for k, level in enumerate(levels):
         sel = (d[color].astype(str) == level) if color else np.ones(len(d), bool)
@@ -153,11 +165,12 @@ def prepare_contour(fit: SurfaceFit, fx: str, fy: str, n: int = 40) -> pd.DataFr
     configurations' values of the others: columns ``x, y, fit``."""
     s = fit.surface
     xs, ys = _axis_grid(fit, fx, n), _axis_grid(fit, fy, n)
-    C = len(s.y)
+    base = _others(s)
+    C = len(next(iter(base.values())))
     rows, keys = [], []
     for x in xs:
         for y in ys:
-            values = dict(s.values)
+            values = dict(base)
             values[fx], values[fy] = np.full(C, x), np.full(C, y)
             rows.append(s.design(values).mean(axis=0))
             keys.append((x, y))
