@@ -1,16 +1,22 @@
 """The fused fast path of the training loop: every iteration of a chunk of networks in one
 numba-compiled call.
 
-Scope (``supported``): one hidden layer (sigmoid, tanh or relu), binary output (one sigmoid unit,
-binary cross-entropy), full batch, optimizers sgd / momentum (+ Nesterov) / adam / adamw / rmsprop,
-``l2 >= 0``, optional global-norm clipping, float64 or float32, no legacy quirk of the loop (the
-``posted`` initialisation is fine: it only shapes W0). Everything else runs on the numpy path
+Scope (``supported``): any number of hidden layers (sigmoid, tanh or relu), binary output (one
+sigmoid unit, binary cross-entropy) or softmax with cross-entropy for any number of classes, full
+batch or minibatches, optimizers sgd / momentum (+ Nesterov) / adam / adamw / rmsprop, ``l2 >= 0``,
+optional global-norm clipping, float64 or float32; no legacy quirk of the loop (the ``posted``
+initialisation is fine: it only shapes W0). The legacy switches run on the numpy path
 (``loop.numpy_loop``), which stays the reference: the fused kernels run the same algorithm (same
-formulas, same order of operations where it matters, same divergence, freezing, clipping and
-logging rules) and agree with it to rounding (``tests/test_engine_fused.py``).
+formulas, same order of operations where it matters, same divergence, freezing, clipping, logging
+rules and data order) and agree with it to rounding (``tests/test_engine_fused*.py``).
 
-``run_loop(batch)`` takes a ``loop.Batch`` and returns a ``loop.LoopState``, as ``numpy_loop`` does;
-the kernel is ``fused_wide`` (the networks' shared first layer as one wide matrix).
+Two kernels (``kernel``), both behind ``run_loop(batch)``, which takes a ``loop.Batch`` and returns
+a ``loop.LoopState`` as ``numpy_loop`` does:
+
+* ``fused_wide``: one hidden layer, binary output, full batch (the reference workload): the
+  networks share their inputs, so a block of networks' first layers is one wide matrix product;
+* ``fused_net``: everything else, one network at a time (its minibatch rows gathered per network,
+  its weights and work arrays in cache for its whole budget).
 
 Bit-for-bit: the same inputs give the same bits, run after run and process after process (no
 threads in the kernels; BLAS sums in a fixed order).
@@ -33,14 +39,8 @@ def supported(arch, config, n_train: int) -> str | None:
     """``None`` when the fused path can run this batch, else the reason it cannot."""
     if not HAVE_NUMBA:
         return f"numba is not importable ({IMPORT_ERROR})"
-    if len(arch.hidden) != 1:
-        return f"it has one hidden layer only, not {len(arch.hidden)}"
-    if arch.n_out != 1:
-        return "it has binary output only (one sigmoid unit), not softmax"
     if arch.activation not in ACT_CODES:
         return f"activation {arch.activation!r} is not supported"
-    if config.batch_size is not None and config.batch_size < n_train:
-        return "it trains full batch only"
     leg = config.legacy
     loop_quirks = [s for s in leg.SWITCHES if s != "posted_init" and getattr(leg, s)]
     if loop_quirks or leg.clip_threshold is not None:   # posted_init only shapes W0: fine
@@ -51,6 +51,13 @@ def supported(arch, config, n_train: int) -> str | None:
     if config.dtype not in ("float64", "float32"):
         return f"dtype {config.dtype!r} is not supported"
     return None
+
+
+def kernel(arch, config, n_train: int) -> str:
+    """``"wide"`` (one hidden layer, binary output, full batch: the networks' first layers as one
+    matrix) or ``"net"`` (everything else, one network at a time) for a supported batch."""
+    full = config.batch_size is None or config.batch_size >= n_train
+    return "wide" if len(arch.hidden) == 1 and arch.n_out == 1 and full else "net"
 
 
 def fused_chunk(arch) -> int:
@@ -93,5 +100,8 @@ def run_loop(batch):
     """Iterations ``0 .. T-1`` of a supported batch (``loop.Batch``), updating ``batch.W`` in place;
     returns a ``loop.LoopState``."""
     _sync_blas_threads()
-    from .fused_wide import run_wide
-    return run_wide(batch)
+    if kernel(batch.arch, batch.config, batch.y.shape[0]) == "wide":
+        from .fused_wide import run_wide
+        return run_wide(batch)
+    from .fused_net import run_net
+    return run_net(batch)

@@ -140,9 +140,9 @@ def train(W0: Sequence[np.ndarray], data: SplitLike, arch: Arch, config: TrainCo
     chunk (each network only ever touches its own slices), up to the order in which BLAS sums a
     row for another matrix height (rounding).
 
-    ``engine``: ``"numpy"`` (the reference), ``"fused"`` (the numba loop of ``sweep.engine.fused``:
-    one hidden layer, binary output, full batch, no loop quirk; ValueError for a batch outside that
-    scope) or ``"auto"`` (default: fused when it supports the batch and numba imports, else numpy).
+    ``engine``: ``"numpy"`` (the reference), ``"fused"`` (the numba loops of ``sweep.engine.fused``:
+    every architecture, output, batch size, optimizer and dtype, but no legacy quirk of the loop;
+    ValueError for a batch outside that scope) or ``"auto"`` (default: fused when it supports the batch and numba imports, else numpy).
     The environment variable ``SWEEP_ENGINE`` sets what ``"auto"`` means: ``numpy`` forces the
     reference path everywhere, ``fused`` makes every batch outside the fused scope an error (to check
     that a sweep really runs fused), ``auto`` (or unset) is the default.
