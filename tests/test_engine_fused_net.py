@@ -138,3 +138,17 @@ def test_epochs_drawn_in_several_calls_give_the_same_run(digits):
     assert np.array_equal(runs[0].objective, runs[1].objective)
     ref = train(W0, digits, arch, cfg, lr=[0.01, 0.02], order_seeds=[3, 4], engine="numpy")
     _compare(ref, runs[1])
+
+
+@pytest.mark.parametrize("act,scheme,bias", [("sigmoid", "normal:30", "zeros"), ("tanh", "normal:30", "zeros"),
+                                             ("relu", "he_normal", "const:-3")])
+def test_final_evaluation_flags_saturated_dead_and_single_class(digits, act, scheme, bias):
+    """The kernel's own final evaluation (saturated and dead units, one-class predictions) equals
+    numpy's, on networks built to show them."""
+    arch = Arch.for_data(64, 10, (10, 6), act)
+    W0 = init_params(64, (10, 6), 10, scheme, [1, 2, 3], bias_init=bias)
+    cfg = TrainConfig(OptimConfig("sgd"), epochs=1, batch_size=100, log_points=3)
+    ref, got = _both(digits, arch, cfg, W0, [1e-4, 1e-3, 1e-2], order_seeds=[1, 2, 3])
+    _compare(ref, got)
+    d = got.diagnostics
+    assert (d["dead_frac"] > 0).any() if act == "relu" else (d["saturated_frac"] > 0).any()

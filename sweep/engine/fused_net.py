@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .loop import Batch, LoopState, new_state
+from .loop import Batch, Evaluation, LoopState, new_state
 from .vmath import _FAST, _JIT, _pow, vexp_neg, vexpm1_neg, vlog1p_unit, vlog_ge1
 
 OPT_CODES = {"sgd": 0, "momentum": 1, "rmsprop": 2, "adam": 3, "adamw": 4}
@@ -78,6 +78,70 @@ def _act_back(A, dA, act, one, zero):
         else:
             for i in range(m):
                 ar[i] = dr[i] * (one if ar[i] > zero else zero)
+
+
+@njit(fastmath=_FAST, **_JIT)
+def _act_logit(Z, b, act, w, b_out, lg, one, zero):
+    """The last hidden layer before a binary output: ``Z[h] = f(Z[h] + b[h])`` in place and the
+    logit ``lg = b_out + sum_h w[h] Z[h]`` ``(m,)``, in one pass."""
+    fo, m = Z.shape
+    for i in range(m):
+        lg[i] = b_out
+    for h in range(fo):
+        zr = Z[h]
+        bh = b[h]
+        wh = w[h]
+        if act == 0:
+            for i in range(m):
+                z = zr[i] + bh
+                e = vexp_neg(-abs(z))
+                a = (one if z >= zero else e) / (one + e)
+                zr[i] = a
+                lg[i] += wh * a
+        elif act == 1:
+            for i in range(m):
+                z = zr[i] + bh
+                em = vexpm1_neg(-(abs(z) + abs(z)))
+                t = -em / ((one + one) + em)
+                a = t if z >= zero else -t
+                zr[i] = a
+                lg[i] += wh * a
+        else:
+            for i in range(m):
+                z = zr[i] + bh
+                a = zero if z < zero else z
+                zr[i] = a
+                lg[i] += wh * a
+
+
+@njit(fastmath=_FAST, **_JIT)
+def _back_logit(A, D, w, Gw, act, one, zero):
+    """Back through a binary output: ``Gw[h] = sum_i D[i] A[h, i]`` and the hidden deltas
+    ``(w_h D) f'(A)`` written over the activations ``A`` ``(H, m)``."""
+    fo, m = A.shape
+    for h in range(fo):
+        ar = A[h]
+        wh = w[h]
+        s = zero
+        if act == 0:
+            for i in range(m):
+                a = ar[i]
+                d = D[i]
+                s += d * a
+                ar[i] = ((wh * d) * a) * (one - a)
+        elif act == 1:
+            for i in range(m):
+                a = ar[i]
+                d = D[i]
+                s += d * a
+                ar[i] = (wh * d) * (one - a * a)
+        else:
+            for i in range(m):
+                a = ar[i]
+                d = D[i]
+                s += d * a
+                ar[i] = (wh * d) * (one if a > zero else zero)
+        Gw[h] = s
 
 
 @njit(fastmath=_FAST, **_JIT)
@@ -149,18 +213,29 @@ def _layer(buf, ofs, rows, m):
 @njit(**_JIT)
 def _forward(th, dims, wofs, bofs, Xb, m, acts, aofs, act, one, zero):
     """Forward pass of one network on ``Xb`` ``(m, d)``: each layer's activations (the last
-    layer's logits) into ``acts``. Returns the logits ``(K, m)``."""
+    layer's logits) into ``acts``. Returns the logits ``(K, m)``. A binary output's logit is summed
+    in the last hidden layer's activation pass (no product of one row)."""
     L = dims.shape[0] - 1
-    fo = dims[1]
-    Z = _layer(acts, aofs[0], fo, m)
-    np.dot(_layer(th, wofs[0], fo, dims[0]), Xb.T, Z)
-    _bias_act(Z, th[bofs[0]:bofs[0] + fo], act if L > 1 else -1, one, zero)
-    for l in range(1, L):
+    K = dims[L]
+    for l in range(L - 1):
         fi, fo = dims[l], dims[l + 1]
         Z = _layer(acts, aofs[l], fo, m)
-        np.dot(_layer(th, wofs[l], fo, fi), _layer(acts, aofs[l - 1], fi, m), Z)
-        _bias_act(Z, th[bofs[l]:bofs[l] + fo], act if l < L - 1 else -1, one, zero)
-    return Z
+        if l == 0:
+            np.dot(_layer(th, wofs[0], fo, fi), Xb.T, Z)
+        else:
+            np.dot(_layer(th, wofs[l], fo, fi), _layer(acts, aofs[l - 1], fi, m), Z)
+        b = th[bofs[l]:bofs[l] + fo]
+        if l == L - 2 and K == 1:
+            wo = wofs[L - 1]
+            _act_logit(Z, b, act, th[wo:wo + fo], th[bofs[L - 1]], acts[aofs[L - 1]:aofs[L - 1] + m], one, zero)
+        else:
+            _bias_act(Z, b, act, one, zero)
+    fi = dims[L - 1]
+    Zout = _layer(acts, aofs[L - 1], K, m)
+    if K > 1:
+        np.dot(_layer(th, wofs[L - 1], K, fi), _layer(acts, aofs[L - 2], fi, m), Zout)
+        _bias_act(Zout, th[bofs[L - 1]:bofs[L - 1] + K], -1, one, zero)
+    return Zout
 
 
 @njit(fastmath=_FAST, **_JIT)
@@ -177,7 +252,20 @@ def _backward(th, G, dims, wofs, bofs, Xb, m, acts, aofs, tmp, act, one, zero):
     """Gradients of the summed loss into ``G`` (the layout of ``th``); the output delta is in the
     last layer's slot of ``acts``, the hidden layers' deltas overwrite their activations."""
     L = dims.shape[0] - 1
-    for l in range(L - 1, 0, -1):
+    K = dims[L]
+    fi = dims[L - 1]
+    D = _layer(acts, aofs[L - 1], K, m)
+    A = _layer(acts, aofs[L - 2], fi, m)
+    wo, bo = wofs[L - 1], bofs[L - 1]
+    _row_sums(D, G[bo:bo + K], zero)
+    if K == 1:
+        _back_logit(A, D[0], th[wo:wo + fi], G[wo:wo + fi], act, one, zero)
+    else:
+        np.dot(D, A.T, _layer(G, wo, K, fi))
+        dA = _layer(tmp, 0, fi, m)
+        np.dot(_layer(th, wo, K, fi).T, D, dA)
+        _act_back(A, dA, act, one, zero)
+    for l in range(L - 2, 0, -1):
         fi, fo = dims[l], dims[l + 1]
         D = _layer(acts, aofs[l], fo, m)
         A = _layer(acts, aofs[l - 1], fi, m)
@@ -210,6 +298,72 @@ def _eval_set(th, dims, wofs, bofs, X, y, mmax, acts, aofs, act, work, iwork, on
         loss += s
         correct += c
     return loss / n, correct / n
+
+
+@njit(fastmath=_FAST, **_JIT)
+def _unit_counts(A, act, lo, hi, counts, u):
+    """Add to ``counts[u + h]`` each unit's samples near a bound (sigmoid/tanh: ``a < lo`` or
+    ``a > hi``) or active (relu: not ``a <= 0``) in the block ``A`` ``(units, m)``."""
+    fo, m = A.shape
+    for h in range(fo):
+        ar = A[h]
+        c = 0
+        if act == 2:
+            for i in range(m):
+                c += not (ar[i] <= 0)
+        else:
+            for i in range(m):
+                c += (ar[i] < lo) | (ar[i] > hi)
+        counts[u + h] += c
+
+
+@njit(**_JIT)
+def _final(th, dims, wofs, bofs, X, y, mmax, acts, aofs, act, work, iwork, counts, lo, hi, one, zero, out):
+    """The trained network on its training set (``loop.Evaluation``'s train fields): ``out`` =
+    (summed cross-entropy as float64, accuracy, 1 if every prediction is one class, saturated
+    share, dead share)."""
+    n = y.shape[0]
+    L = dims.shape[0] - 1
+    K = dims[L]
+    nh = 0
+    for l in range(1, L):
+        nh += dims[l]
+    counts[:nh] = 0
+    loss, correct, first, same = 0.0, 0, -1, True
+    for i0 in range(0, n, mmax):
+        i1 = min(i0 + mmax, n)
+        m = i1 - i0
+        Z = _forward(th, dims, wofs, bofs, X[i0:i1], m, acts, aofs, act, one, zero)
+        u = 0
+        for l in range(L - 1):
+            _unit_counts(_layer(acts, aofs[l], dims[l + 1], m), act, lo, hi, counts, u)
+            u += dims[l + 1]
+        for i in range(m):
+            if K == 1:
+                p = 1 if Z[0, i] > zero else 0
+            else:
+                p, best = 0, Z[0, i]
+                for c in range(1, K):
+                    v = Z[c, i]
+                    if v > best or (v != v and best == best):
+                        p, best = c, v
+            if first < 0:
+                first = p
+            same = same and p == first
+        if K == 1:
+            s, c = _out_binary(Z, y[i0:i1], m, one, zero)
+        else:
+            s, c = _out_softmax(Z, y[i0:i1], m, work[0], work[1], work[2], iwork, one, zero)
+        loss += s
+        correct += c
+    hits = 0
+    for u in range(nh):
+        hits += counts[u] == 0 if act == 2 else counts[u] / n >= 0.95
+    out[0] = loss
+    out[1] = correct / n
+    out[2] = 1.0 if same else 0.0
+    out[3] = np.nan if act == 2 else hits / nh
+    out[4] = hits / nh if act == 2 else np.nan
 
 
 # ---------------------------------------------------------------------------------------------
@@ -288,9 +442,9 @@ def _gather(X, y, perm, a0, m, Xb, yb):
 
 
 @njit(**_JIT)
-def _run(X, y, Xv, yv, perms, e0, theta, S1, S2, lr, dims, wofs, bofs, log_row, obj_row,
+def _run(X, y, Xv, yv, Xt, yt, perms, e0, theta, S1, S2, lr, dims, wofs, bofs, log_row, obj_row,
          objective, curves, frozen, diverged_step, limit, grad_first, grad_last, epoch_sum, epoch_n,
-         frozen_vals, ints, hp, hpt):
+         frozen_vals, final, ints, hp, hpt):
     """Iterations ``it0 .. it1-1`` of every network of the chunk, one network after the other.
 
     ``X`` ``(n, d)``, ``y`` ``(n,)`` int64 (training), ``Xv``, ``yv`` (validation); ``perms``
@@ -300,15 +454,18 @@ def _run(X, y, Xv, yv, perms, e0, theta, S1, S2, lr, dims, wofs, bofs, log_row, 
     step (minibatches: the epoch's), else -1. ``epoch_sum``/``epoch_n`` ``(N,)`` carry an epoch
     over calls; ``frozen_vals`` ``(N, 4)``: objective, loss, accuracy and gradient norm of a
     network frozen in a full-batch run (its later steps repeat them, its weights no longer move).
-    ``ints``: (it0, it1, T, activation, optimizer, nesterov, divergence on, clipping on, l2 on, B,
+    ``final`` ``(N, 10)``: after the last step, the trained network's ``loop.Evaluation`` (train
+    objective, loss, accuracy; validation and test loss and accuracy; single class, saturated and
+    dead shares), test data ``Xt``, ``yt``. ``ints``: (it0, it1, T, activation, optimizer, nesterov, divergence on, clipping on, l2 on, B,
     per epoch). ``hp`` (float64): (beta1, beta2). ``hpt`` (dtype): (1, 0, l2, 1e-3, factor, clip,
-    mu, rho, 1 - rho, b1, 1 - b1, b2, 1 - b2, eps, weight decay).
+    mu, rho, 1 - rho, b1, 1 - b1, b2, 1 - b2, eps, weight decay, saturation bounds lo and hi).
     """
     it0, it1, T, act, opt, nesterov = ints[0], ints[1], ints[2], ints[3], ints[4], ints[5] != 0
     has_div, has_clip, use_l2, B, per_epoch = ints[6] != 0, ints[7] != 0, ints[8] != 0, ints[9], ints[10]
     one, zero, l2, floor3, factor, clip = hpt[0], hpt[1], hpt[2], hpt[3], hpt[4], hpt[5]
     mu, rho, omr, b1, omb1, b2, omb2, eps, wd = hpt[6], hpt[7], hpt[8], hpt[9], hpt[10], hpt[11], \
         hpt[12], hpt[13], hpt[14]
+    lo, hi = hpt[15], hpt[16]
     N, P = theta.shape
     L = dims.shape[0] - 1
     nW = bofs[0]
@@ -331,6 +488,8 @@ def _run(X, y, Xv, yv, perms, e0, theta, S1, S2, lr, dims, wofs, bofs, log_row, 
     yb = np.empty(B, dtype=np.int64)
     G = np.zeros(P, dtype=theta.dtype)
     cast = np.empty(1, dtype=theta.dtype)
+    counts = np.zeros(width * L, dtype=np.int64)
+    fout = np.empty(5)
     K = dims[L]
     for k in range(N):
         th, s1, s2 = theta[k], S1[k], S2[k]
@@ -430,6 +589,23 @@ def _run(X, y, Xv, yv, perms, e0, theta, S1, S2, lr, dims, wofs, bofs, log_row, 
             _opt(th, G, s1, s2, nW, P, opt, nesterov, lrk, scale, has_clip, c, False)
         if full and frozen[k] and it1 == T:
             grad_last[k] = frozen_vals[k, 3]
+        if it1 == T:
+            _final(th, dims, wofs, bofs, X, y, mmax, acts, aofs, act, work, iwork, counts, lo, hi, one, zero, fout)
+            cast[0] = fout[0] / n
+            tl = cast[0]
+            obj = tl
+            if use_l2:
+                cast[0] = n + n
+                coef = l2 / cast[0]
+                cast[0] = _sumsq(th, 0, nW)
+                obj = tl + coef * cast[0]
+            final[k, 0], final[k, 1], final[k, 2] = obj, tl, fout[1]
+            for j, (Xe, ye) in enumerate(((Xv, yv), (Xt, yt))):
+                if ye.shape[0] > 0:
+                    el, ea = _eval_set(th, dims, wofs, bofs, Xe, ye, mmax, acts, aofs, act, work, iwork, one, zero)
+                    cast[0] = el
+                    final[k, 3 + 2 * j], final[k, 4 + 2 * j] = cast[0], ea
+            final[k, 7], final[k, 8], final[k, 9] = fout[2], fout[3], fout[4]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -470,8 +646,10 @@ def _constants(batch: Batch, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]
                      batch.B, batch.per_epoch], dtype=np.int64)
     hp = np.array([o.beta1, o.beta2], dtype=np.float64)
     # Typed constants exactly as numpy forms them: Python floats meet arrays of the dtype.
+    lo = 0.01 if batch.arch.activation == "sigmoid" else -0.99      # as loop.hidden_health
     hpt = np.array([1, 0, c.l2, 1e-3, c.divergence_factor or 0.0, c.clip_norm or 0.0, o.momentum, o.rho,
-                    1 - o.rho, o.beta1, 1 - o.beta1, o.beta2, 1 - o.beta2, o.eps, o.weight_decay], dtype=dtype)
+                    1 - o.rho, o.beta1, 1 - o.beta1, o.beta2, 1 - o.beta2, o.eps, o.weight_decay, lo, 0.99],
+                   dtype=dtype)
     return ints, hp, hpt
 
 
@@ -484,6 +662,7 @@ def run_net(batch: Batch, perm_budget: int = PERM_BUDGET) -> LoopState:
     S1, S2 = np.zeros_like(theta), np.zeros_like(theta)
     X = np.ascontiguousarray(batch.X_aug[:, 1:])
     Xv = np.ascontiguousarray(batch.X_val_aug[:, 1:])
+    Xt = np.ascontiguousarray(batch.X_test_aug[:, 1:])
     st = new_state(batch)
     limit = np.full(N, np.nan, dtype=dtype)
     log_row = np.full(T + 1, -1, dtype=np.int64)
@@ -494,6 +673,7 @@ def run_net(batch: Batch, perm_budget: int = PERM_BUDGET) -> LoopState:
     curves = np.full((4, len(batch.steps), N), np.nan)
     epoch_sum, epoch_n = np.zeros(N), np.zeros(N, dtype=np.int64)
     frozen_vals = np.full((N, 4), np.nan)
+    final = np.full((N, 10), np.nan)
     ints, hp, hpt = _constants(batch, dtype)
     per_epoch = batch.per_epoch
     epochs = -(-T // per_epoch)
@@ -509,13 +689,16 @@ def run_net(batch: Batch, perm_budget: int = PERM_BUDGET) -> LoopState:
                 for e in range(e1 - e0):
                     perms[k, e] = r.permutation(n)
         ints[0], ints[1] = e0 * per_epoch, min(T, e1 * per_epoch)
-        _run(X, batch.y, Xv, batch.y_val, perms, e0, theta, S1, S2, batch.lr, dims, wofs, bofs, log_row,
+        _run(X, batch.y, Xv, batch.y_val, Xt, batch.y_test, perms, e0, theta, S1, S2, batch.lr, dims, wofs, bofs, log_row,
              obj_row, st.objective, curves, st.frozen, st.diverged_step, limit, st.grad_first, st.grad_last,
-             epoch_sum, epoch_n, frozen_vals, ints, hp, hpt)
+             epoch_sum, epoch_n, frozen_vals, final, ints, hp, hpt)
     _unpack(theta, batch.W, wofs, bofs)
     for i, key in enumerate(("train_loss", "train_acc", "val_loss", "val_acc")):
         st.curves[key][:] = curves[i]
     st.limit = limit
+    f = final.T
+    st.final = Evaluation(f[0].astype(dtype), f[1].astype(dtype), f[2], f[3].astype(dtype), f[4], f[5].astype(dtype),
+                          f[6], f[7] == 1, f[8], f[9])
     if st.frozen.all():     # the numpy loop stops at the step where the last network diverged
         st.done = int(np.nanmax(st.diverged_step))
         st.grad_last[:] = np.nan

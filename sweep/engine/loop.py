@@ -18,7 +18,7 @@ import numpy as np
 
 from ..seeding import stream
 from .config import TrainConfig
-from .layers import Arch, accuracy, add_ones_row, forward, loss_and_grads, output_loss
+from .layers import Arch, accuracy, add_ones_row, forward, l2_penalty, loss_and_grads, output_loss, predict
 from .optim import Optimizer
 
 
@@ -78,6 +78,26 @@ class Batch:
 
 
 @dataclass
+class Evaluation:
+    """The trained networks on each part of the data, each ``(N,)`` (NaN for an empty part):
+    training objective (with the penalty), loss and accuracy; validation and test loss and
+    accuracy; ``single_class`` (every training prediction is one class); ``saturated`` (share of the
+    hidden units within 1e-2 of a sigmoid/tanh bound on >= 95% of the training samples) and ``dead``
+    (share of relu units never active); NaN for the other activations."""
+
+    train_obj: np.ndarray
+    train_loss: np.ndarray
+    train_acc: np.ndarray
+    val_loss: np.ndarray
+    val_acc: np.ndarray
+    test_loss: np.ndarray
+    test_acc: np.ndarray
+    single_class: np.ndarray
+    saturated: np.ndarray
+    dead: np.ndarray
+
+
+@dataclass
 class LoopState:
     """What a loop leaves for ``train.finish``, for N networks.
 
@@ -87,7 +107,8 @@ class LoopState:
     ``frozen`` ``(N,)`` bool (diverged during the loop), ``diverged_step`` ``(N,)`` (NaN: never),
     ``limit`` ``(N,)`` the divergence limit (None without a divergence factor), ``grad_first`` and
     ``grad_last`` ``(N,)`` global gradient norms before clipping at steps 0 and T - 1 (NaN if the
-    loop stopped before).
+    loop stopped before). ``final``: the trained networks' :class:`Evaluation` if the loop made it
+    (the fused loops do, in the same compiled call), else None (``numpy_evaluation`` then makes it).
     """
 
     done: int
@@ -98,6 +119,7 @@ class LoopState:
     limit: np.ndarray | None
     grad_first: np.ndarray
     grad_last: np.ndarray
+    final: Evaluation | None = None
 
 
 def prepare(W0: Sequence[np.ndarray], data, arch: Arch, config: TrainConfig, lr, order_seeds,
@@ -150,6 +172,37 @@ def evaluate(W, XT, y, act, normalize, per_network=False):
         return nan, nan, None
     logits, _ = forward(W, XT, act, normalize, per_network)
     return output_loss(logits, y), accuracy(logits, y), logits
+
+
+def hidden_health(acts: list[np.ndarray], act: str) -> tuple[np.ndarray, np.ndarray]:
+    """Saturated share (sigmoid/tanh) and dead share (relu) of all hidden units, ``(N,)`` each, from
+    ``forward``'s layer inputs ``acts``."""
+    hidden = [a[:, 1:, :] for a in acts[1:]]
+    nan = np.full(acts[1].shape[0], np.nan)
+    if act == "relu":
+        dead = np.concatenate([(a <= 0).all(axis=2) for a in hidden], axis=1)
+        return nan, dead.mean(axis=1)
+    lo = 0.01 if act == "sigmoid" else -0.99
+    sat = np.concatenate([((a < lo) | (a > 0.99)).mean(axis=2) >= 0.95 for a in hidden], axis=1)
+    return sat.mean(axis=1), nan
+
+
+def numpy_evaluation(batch: Batch) -> Evaluation:
+    """The trained networks (``batch.W``) evaluated with numpy: one forward pass over each part."""
+    c, leg, W = batch.config, batch.config.legacy, batch.W
+    act, norm = batch.arch.activation, leg.normalize_hidden
+    logits, acts = forward(W, batch.X_aug.T, act, norm, leg.any)
+    loss = output_loss(logits, batch.y)
+    obj = loss
+    l2 = np.asarray(c.l2, dtype=W[0].dtype)
+    if np.any(l2 != 0):     # as loss_and_grads forms it
+        obj = loss + l2.reshape(-1) / (2 * logits.shape[2]) * l2_penalty(W, sum_wtw=leg.sum_wtw_regularizer)
+    preds = predict(logits)
+    sat, dead = hidden_health(acts, act)
+    va_loss, va_acc, _ = evaluate(W, batch.X_val_aug.T, batch.y_val, act, norm, leg.any)
+    te_loss, te_acc, _ = evaluate(W, batch.X_test_aug.T, batch.y_test, act, norm, leg.any)
+    return Evaluation(obj, loss, accuracy(logits, batch.y), va_loss, va_acc, te_loss, te_acc,
+                      (preds == preds[:, :1]).all(axis=1), sat, dead)
 
 
 def _global_norm(grads: list[np.ndarray]) -> np.ndarray:

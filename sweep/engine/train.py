@@ -19,8 +19,8 @@ from typing import Protocol
 import numpy as np
 
 from .config import Legacy, TrainConfig
-from .layers import Arch, accuracy, forward, loss_and_grads, output_loss, predict
-from .loop import Batch, LoopState, evaluate, log_steps, numpy_loop, prepare
+from .layers import Arch
+from .loop import Batch, LoopState, log_steps, numpy_evaluation, numpy_loop, prepare
 
 __all__ = ["ENGINES", "Legacy", "SplitLike", "TrainConfig", "TrainResult", "auto_chunk", "log_steps",
            "resolve_engine", "stagnation_step", "train"]
@@ -69,20 +69,6 @@ def stagnation_step(objective: np.ndarray, steps: np.ndarray, tol: float) -> np.
     min_tail = max(2, math.ceil(0.1 * P))
     good = (P - first) >= min_tail
     return np.where(good, steps[np.minimum(first, P - 1)].astype(float), np.nan)
-
-
-def _hidden_health(W, XT, act, normalize, per_network=False) -> tuple[np.ndarray, np.ndarray]:
-    """Saturated share (sigmoid/tanh) and dead share (relu) of all hidden units, ``(N,)`` each."""
-    _, acts = forward(W, XT, act, normalize, per_network)
-    hidden = [a[:, 1:, :] for a in acts[1:]]
-    N = W[0].shape[0]
-    nan = np.full(N, np.nan)
-    if act == "relu":
-        dead = np.concatenate([(a <= 0).all(axis=2) for a in hidden], axis=1)
-        return nan, dead.mean(axis=1)
-    lo = 0.01 if act == "sigmoid" else -0.99
-    sat = np.concatenate([((a < lo) | (a > 0.99)).mean(axis=2) >= 0.95 for a in hidden], axis=1)
-    return sat.mean(axis=1), nan
 
 
 ENGINES: tuple[str, ...] = ("auto", "numpy", "fused")
@@ -181,14 +167,10 @@ def _train_batch(W0, data, arch, config, lr, order_seeds, root, engine="numpy") 
 
 def finish(batch: Batch, st: LoopState) -> TrainResult:
     """Final evaluation (after the last update, or where every network had diverged) and diagnostics."""
-    c, leg, W, done = batch.config, batch.config.legacy, batch.W, st.done
-    act, norm, T = batch.arch.activation, leg.normalize_hidden, batch.T
-    XT = batch.X_aug.T
-    tr_obj, _, tr_logits = loss_and_grads(W, XT, batch.y, act, l2=c.l2, normalize_hidden=norm,
-                                          sum_wtw=leg.sum_wtw_regularizer, per_network=leg.any)
-    tr_loss, tr_acc = output_loss(tr_logits, batch.y), accuracy(tr_logits, batch.y)
-    va_loss, va_acc, _ = evaluate(W, batch.X_val_aug.T, batch.y_val, act, norm, leg.any)
-    te_loss, te_acc, _ = evaluate(W, batch.X_test_aug.T, batch.y_test, act, norm, leg.any)
+    c, W, done, T = batch.config, batch.W, st.done, batch.T
+    ev = st.final if st.final is not None else numpy_evaluation(batch)
+    tr_obj, tr_loss, tr_acc = ev.train_obj, ev.train_loss, ev.train_acc.copy()
+    va_loss, va_acc, te_loss, te_acc = ev.val_loss, ev.val_acc.copy(), ev.test_loss, ev.test_acc.copy()
     objective, curves, frozen, diverged_step = st.objective, st.curves, st.frozen, st.diverged_step
     if batch.full:
         objective[done:] = tr_obj
@@ -205,9 +187,7 @@ def finish(batch: Batch, st: LoopState) -> TrainResult:
     finite_w = np.all([np.isfinite(w).all(axis=(1, 2)) for w in W], axis=0)
     for arr in (tr_acc, va_acc, te_acc):
         arr[~finite_w] = np.nan
-    sat, dead = _hidden_health(W, XT, act, norm, leg.any)
-    preds = predict(tr_logits)
-    single = (preds == preds[:, :1]).all(axis=1) & finite_w
+    single = ev.single_class & finite_w
     dW = np.sqrt(sum(np.einsum("nij,nij->n", w - w0, w - w0) for w, w0 in zip(W, batch.W_start)))
     nW0 = np.sqrt(sum(np.einsum("nij,nij->n", w0, w0) for w0 in batch.W_start))
     rel = np.where(nW0 > 0, dW / np.where(nW0 > 0, nW0, 1), np.nan)
@@ -217,7 +197,7 @@ def finish(batch: Batch, st: LoopState) -> TrainResult:
         "init_train_acc": curves["train_acc"][0].copy(), "init_val_acc": curves["val_acc"][0].copy(),
         "stagnation_step": stagnation_step(objective, batch.obj_steps, c.stagnation_tol),
         "diverged": frozen.copy(), "diverged_step": diverged_step,
-        "single_class": single, "saturated_frac": sat, "dead_frac": dead,
+        "single_class": single, "saturated_frac": ev.saturated, "dead_frac": ev.dead,
         "rel_weight_change": rel, "grad_norm_first": st.grad_first, "grad_norm_last": st.grad_last,
         "steps": np.full(batch.N, T),
     }
