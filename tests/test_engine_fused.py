@@ -6,7 +6,6 @@ exp/log1p), so they agree to rounding, and the runs are kept short and non-chaot
 rounding does not grow (RMSprop at a large learning rate, for one, amplifies a 1-ulp change of the
 initial weights to 1e-1 within 100 steps, on the numpy path alone).
 """
-import hashlib
 import subprocess
 import sys
 import textwrap

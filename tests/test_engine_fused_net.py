@@ -152,3 +152,28 @@ def test_final_evaluation_flags_saturated_dead_and_single_class(digits, act, sch
     _compare(ref, got)
     d = got.diagnostics
     assert (d["dead_frac"] > 0).any() if act == "relu" else (d["saturated_frac"] > 0).any()
+
+
+def test_wide_softmax_output_goes_through_blas(digits):
+    """More than ``SMALL_OUT`` classes: the output layer's products run through BLAS."""
+    from sweep.engine.fused_layers import SMALL_OUT
+    y = digits.y_train * 2 + (digits.X_train[:, 20] > 0)
+    yv = digits.y_val * 2 + (digits.X_val[:, 20] > 0)
+    data = make_split(digits.X_train, y, digits.X_val, yv)
+    assert data.n_classes == 20 > SMALL_OUT
+    arch = Arch.for_data(64, 20, (12, 9), "tanh")
+    W0 = _nets(arch, "xavier_normal", [1, 2])
+    cfg = TrainConfig(OptimConfig("adam"), epochs=2, batch_size=64, l2=0.01, log_every=5)
+    ref, got = _both(data, arch, cfg, W0, [0.01, 0.003], order_seeds=[5, 6])
+    _compare(ref, got)
+
+
+@pytest.mark.parametrize("act,batch_size", [("sigmoid", None), ("relu", 16), ("tanh", 25)])
+def test_small_softmax_output_in_the_fused_passes(blobs3, act, batch_size):
+    """Three classes (up to ``SMALL_OUT``): the logits are summed in the last hidden layer's pass."""
+    arch = Arch.for_data(4, 3, (6, 5), act)
+    W0 = _nets(arch, ["xavier_normal", "he_uniform"], [1, 2])
+    cfg = TrainConfig(OptimConfig("rmsprop"), iterations=40, batch_size=batch_size, l2=0.02, clip_norm=0.8,
+                      log_every=6)
+    ref, got = _both(blobs3, arch, cfg, W0, [0.003, 0.01], order_seeds=[3, 4])
+    _compare(ref, got)

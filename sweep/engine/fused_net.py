@@ -9,7 +9,7 @@ Per iteration: the network gathers its own minibatch rows (the permutations come
 the output delta), one product per layer for the gradient and one for the delta sent back, and the
 optimizer step over the network's flat parameter vector. Same formulas and rules as
 ``loop.numpy_loop`` (divergence, freezing, clipping, logging, the minibatch objective as each
-epoch's mean); agrees with it to rounding (``tests/test_engine_fused.py``).
+epoch's mean); agrees with it to rounding (``tests/test_engine_fused_net.py``).
 
 Layout of one network's parameters (a row of ``theta``): every layer's weights ``(fan_out, fan_in)``
 row-major, layer after layer, then every layer's biases. Work arrays: samples on the last axis,
@@ -21,414 +21,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .fused_layers import _backward, _eval_set, _final, _forward
+from .fused_passes import _finish, _opt, _out_binary, _out_softmax, _sumsq
 from .loop import Batch, Evaluation, LoopState, new_state
-from .vmath import _FAST, _JIT, _pow, vexp_neg, vexpm1_neg, vlog1p_unit, vlog_ge1
+from .vmath import _JIT, _pow
 
 OPT_CODES = {"sgd": 0, "momentum": 1, "rmsprop": 2, "adam": 3, "adamw": 4}
 ACT_CODES = {"sigmoid": 0, "tanh": 1, "relu": 2}
 PERM_BUDGET = 1 << 23     # permutation entries drawn ahead per call (int32: 32 MiB)
 
 
-# ---------------------------------------------------------------------------------------------
-# Row passes (vectorised over the samples).
-# ---------------------------------------------------------------------------------------------
-@njit(fastmath=_FAST, **_JIT)
-def _bias_act(Z, b, act, one, zero):
-    """``Z[h] = f(Z[h] + b[h])`` in place, ``Z`` ``(units, m)``; ``act`` -1 = identity (logits)."""
-    fo, m = Z.shape
-    for h in range(fo):
-        zr = Z[h]
-        bh = b[h]
-        if act == 0:
-            for i in range(m):
-                z = zr[i] + bh
-                e = vexp_neg(-abs(z))
-                zr[i] = (one if z >= zero else e) / (one + e)
-        elif act == 1:
-            for i in range(m):
-                z = zr[i] + bh
-                em = vexpm1_neg(-(abs(z) + abs(z)))
-                t = -em / ((one + one) + em)
-                zr[i] = t if z >= zero else -t
-        elif act == 2:
-            for i in range(m):
-                z = zr[i] + bh
-                zr[i] = zero if z < zero else z
-        else:
-            for i in range(m):
-                zr[i] = zr[i] + bh
-
-
-@njit(fastmath=_FAST, **_JIT)
-def _act_back(A, dA, act, one, zero):
-    """``A = dA * f'(A)`` in place (``A`` holds activations, becomes the layer's delta), in
-    ``layers.backward``'s order: ``(dA a)(1 - a)``, ``dA (1 - a^2)``, ``dA [a > 0]``."""
-    fo, m = A.shape
-    for h in range(fo):
-        ar = A[h]
-        dr = dA[h]
-        if act == 0:
-            for i in range(m):
-                a = ar[i]
-                ar[i] = (dr[i] * a) * (one - a)
-        elif act == 1:
-            for i in range(m):
-                a = ar[i]
-                ar[i] = dr[i] * (one - a * a)
-        else:
-            for i in range(m):
-                ar[i] = dr[i] * (one if ar[i] > zero else zero)
-
-
-@njit(fastmath=_FAST, **_JIT)
-def _act_logit(Z, b, act, w, b_out, lg, one, zero):
-    """The last hidden layer before a binary output: ``Z[h] = f(Z[h] + b[h])`` in place and the
-    logit ``lg = b_out + sum_h w[h] Z[h]`` ``(m,)``, in one pass."""
-    fo, m = Z.shape
-    for i in range(m):
-        lg[i] = b_out
-    for h in range(fo):
-        zr = Z[h]
-        bh = b[h]
-        wh = w[h]
-        if act == 0:
-            for i in range(m):
-                z = zr[i] + bh
-                e = vexp_neg(-abs(z))
-                a = (one if z >= zero else e) / (one + e)
-                zr[i] = a
-                lg[i] += wh * a
-        elif act == 1:
-            for i in range(m):
-                z = zr[i] + bh
-                em = vexpm1_neg(-(abs(z) + abs(z)))
-                t = -em / ((one + one) + em)
-                a = t if z >= zero else -t
-                zr[i] = a
-                lg[i] += wh * a
-        else:
-            for i in range(m):
-                z = zr[i] + bh
-                a = zero if z < zero else z
-                zr[i] = a
-                lg[i] += wh * a
-
-
-@njit(fastmath=_FAST, **_JIT)
-def _back_logit(A, D, w, Gw, act, one, zero):
-    """Back through a binary output: ``Gw[h] = sum_i D[i] A[h, i]`` and the hidden deltas
-    ``(w_h D) f'(A)`` written over the activations ``A`` ``(H, m)``."""
-    fo, m = A.shape
-    for h in range(fo):
-        ar = A[h]
-        wh = w[h]
-        s = zero
-        if act == 0:
-            for i in range(m):
-                a = ar[i]
-                d = D[i]
-                s += d * a
-                ar[i] = ((wh * d) * a) * (one - a)
-        elif act == 1:
-            for i in range(m):
-                a = ar[i]
-                d = D[i]
-                s += d * a
-                ar[i] = (wh * d) * (one - a * a)
-        else:
-            for i in range(m):
-                a = ar[i]
-                d = D[i]
-                s += d * a
-                ar[i] = (wh * d) * (one if a > zero else zero)
-        Gw[h] = s
-
-
-@njit(fastmath=_FAST, **_JIT)
-def _out_binary(Z, yb, m, one, zero):
-    """Binary output on logits ``Z`` ``(1, m)``: returns (summed cross-entropy as float64, number
-    correct) and overwrites ``Z`` with ``sigmoid(z) - y``."""
-    zr = Z[0]
-    loss = 0.0
-    correct = 0
-    for i in range(m):
-        z = zr[i]
-        yi = one if yb[i] != 0 else zero
-        e = vexp_neg(-abs(z))
-        zr[i] = (one if z >= zero else e) / (one + e) - yi
-        u = -z if yi != zero else z             # softplus(u) = max(u, 0) + log1p(exp(-|u|))
-        loss += np.float64((zero if u < zero else u) + vlog1p_unit(e))
-        correct += (z > zero) == (yi != zero)
-    return loss, correct
-
-
-@njit(fastmath=_FAST, **_JIT)
-def _out_softmax(Z, yb, m, mx, sm, zy, am, one, zero):
-    """Softmax output on logits ``Z`` ``(K, m)``: returns (summed cross-entropy ``logsumexp(z) - z_y``
-    as float64, number correct; argmax as numpy's, first maximum, NaN first) and overwrites ``Z``
-    with ``softmax(z) - onehot(y)``. ``mx, sm, zy, am``: work rows of length >= m."""
-    K = Z.shape[0]
-    for i in range(m):
-        mx[i] = Z[0, i]
-        am[i] = 0
-        zy[i] = Z[yb[i], i]
-    for c in range(1, K):
-        zr = Z[c]
-        for i in range(m):
-            v = zr[i]
-            if v > mx[i] or (v != v and mx[i] == mx[i]):
-                mx[i] = v
-                am[i] = c
-    for i in range(m):
-        sm[i] = zero
-    for c in range(K):
-        zr = Z[c]
-        for i in range(m):
-            e = vexp_neg(zr[i] - mx[i])
-            zr[i] = e
-            sm[i] += e
-    loss = 0.0
-    correct = 0
-    for i in range(m):
-        loss += np.float64((mx[i] + vlog_ge1(sm[i])) - zy[i])
-        correct += am[i] == yb[i]
-        sm[i] = one / sm[i]
-    for c in range(K):
-        zr = Z[c]
-        for i in range(m):
-            zr[i] *= sm[i]
-    for i in range(m):
-        Z[yb[i], i] -= one
-    return loss, correct
-
-
-# ---------------------------------------------------------------------------------------------
-# Forward, backward, evaluation of one network.
-# ---------------------------------------------------------------------------------------------
-@njit(**_JIT)
-def _layer(buf, ofs, rows, m):
-    return buf[ofs:ofs + rows * m].reshape((rows, m))
-
-
-@njit(**_JIT)
-def _forward(th, dims, wofs, bofs, Xb, m, acts, aofs, act, one, zero):
-    """Forward pass of one network on ``Xb`` ``(m, d)``: each layer's activations (the last
-    layer's logits) into ``acts``. Returns the logits ``(K, m)``. A binary output's logit is summed
-    in the last hidden layer's activation pass (no product of one row)."""
-    L = dims.shape[0] - 1
-    K = dims[L]
-    for l in range(L - 1):
-        fi, fo = dims[l], dims[l + 1]
-        Z = _layer(acts, aofs[l], fo, m)
-        if l == 0:
-            np.dot(_layer(th, wofs[0], fo, fi), Xb.T, Z)
-        else:
-            np.dot(_layer(th, wofs[l], fo, fi), _layer(acts, aofs[l - 1], fi, m), Z)
-        b = th[bofs[l]:bofs[l] + fo]
-        if l == L - 2 and K == 1:
-            wo = wofs[L - 1]
-            _act_logit(Z, b, act, th[wo:wo + fo], th[bofs[L - 1]], acts[aofs[L - 1]:aofs[L - 1] + m], one, zero)
-        else:
-            _bias_act(Z, b, act, one, zero)
-    fi = dims[L - 1]
-    Zout = _layer(acts, aofs[L - 1], K, m)
-    if K > 1:
-        np.dot(_layer(th, wofs[L - 1], K, fi), _layer(acts, aofs[L - 2], fi, m), Zout)
-        _bias_act(Zout, th[bofs[L - 1]:bofs[L - 1] + K], -1, one, zero)
-    return Zout
-
-
-@njit(fastmath=_FAST, **_JIT)
-def _row_sums(D, out, zero):
-    for h in range(D.shape[0]):
-        s = zero
-        for i in range(D.shape[1]):
-            s += D[h, i]
-        out[h] = s
-
-
-@njit(**_JIT)
-def _backward(th, G, dims, wofs, bofs, Xb, m, acts, aofs, tmp, act, one, zero):
-    """Gradients of the summed loss into ``G`` (the layout of ``th``); the output delta is in the
-    last layer's slot of ``acts``, the hidden layers' deltas overwrite their activations."""
-    L = dims.shape[0] - 1
-    K = dims[L]
-    fi = dims[L - 1]
-    D = _layer(acts, aofs[L - 1], K, m)
-    A = _layer(acts, aofs[L - 2], fi, m)
-    wo, bo = wofs[L - 1], bofs[L - 1]
-    _row_sums(D, G[bo:bo + K], zero)
-    if K == 1:
-        _back_logit(A, D[0], th[wo:wo + fi], G[wo:wo + fi], act, one, zero)
-    else:
-        np.dot(D, A.T, _layer(G, wo, K, fi))
-        dA = _layer(tmp, 0, fi, m)
-        np.dot(_layer(th, wo, K, fi).T, D, dA)
-        _act_back(A, dA, act, one, zero)
-    for l in range(L - 2, 0, -1):
-        fi, fo = dims[l], dims[l + 1]
-        D = _layer(acts, aofs[l], fo, m)
-        A = _layer(acts, aofs[l - 1], fi, m)
-        np.dot(D, A.T, _layer(G, wofs[l], fo, fi))
-        _row_sums(D, G[bofs[l]:bofs[l] + fo], zero)
-        dA = _layer(tmp, 0, fi, m)
-        np.dot(_layer(th, wofs[l], fo, fi).T, D, dA)
-        _act_back(A, dA, act, one, zero)
-    fo = dims[1]
-    D = _layer(acts, aofs[0], fo, m)
-    np.dot(D, Xb, _layer(G, wofs[0], fo, dims[0]))
-    _row_sums(D, G[bofs[0]:bofs[0] + fo], zero)
-
-
-@njit(**_JIT)
-def _eval_set(th, dims, wofs, bofs, X, y, mmax, acts, aofs, act, work, iwork, one, zero):
-    """(mean cross-entropy as float64, accuracy) of one network on all of ``X``, ``y``, in blocks
-    of ``mmax`` samples (the softmax/binary passes write deltas into the logits: not used)."""
-    n = y.shape[0]
-    K = dims[dims.shape[0] - 1]
-    loss, correct = 0.0, 0
-    for i0 in range(0, n, mmax):
-        i1 = min(i0 + mmax, n)
-        m = i1 - i0
-        Z = _forward(th, dims, wofs, bofs, X[i0:i1], m, acts, aofs, act, one, zero)
-        if K == 1:
-            s, c = _out_binary(Z, y[i0:i1], m, one, zero)
-        else:
-            s, c = _out_softmax(Z, y[i0:i1], m, work[0], work[1], work[2], iwork, one, zero)
-        loss += s
-        correct += c
-    return loss / n, correct / n
-
-
-@njit(fastmath=_FAST, **_JIT)
-def _unit_counts(A, act, lo, hi, counts, u):
-    """Add to ``counts[u + h]`` each unit's samples near a bound (sigmoid/tanh: ``a < lo`` or
-    ``a > hi``) or active (relu: not ``a <= 0``) in the block ``A`` ``(units, m)``."""
-    fo, m = A.shape
-    for h in range(fo):
-        ar = A[h]
-        c = 0
-        if act == 2:
-            for i in range(m):
-                c += not (ar[i] <= 0)
-        else:
-            for i in range(m):
-                c += (ar[i] < lo) | (ar[i] > hi)
-        counts[u + h] += c
-
-
-@njit(**_JIT)
-def _final(th, dims, wofs, bofs, X, y, mmax, acts, aofs, act, work, iwork, counts, lo, hi, one, zero, out):
-    """The trained network on its training set (``loop.Evaluation``'s train fields): ``out`` =
-    (summed cross-entropy as float64, accuracy, 1 if every prediction is one class, saturated
-    share, dead share)."""
-    n = y.shape[0]
-    L = dims.shape[0] - 1
-    K = dims[L]
-    nh = 0
-    for l in range(1, L):
-        nh += dims[l]
-    counts[:nh] = 0
-    loss, correct, first, same = 0.0, 0, -1, True
-    for i0 in range(0, n, mmax):
-        i1 = min(i0 + mmax, n)
-        m = i1 - i0
-        Z = _forward(th, dims, wofs, bofs, X[i0:i1], m, acts, aofs, act, one, zero)
-        u = 0
-        for l in range(L - 1):
-            _unit_counts(_layer(acts, aofs[l], dims[l + 1], m), act, lo, hi, counts, u)
-            u += dims[l + 1]
-        for i in range(m):
-            if K == 1:
-                p = 1 if Z[0, i] > zero else 0
-            else:
-                p, best = 0, Z[0, i]
-                for c in range(1, K):
-                    v = Z[c, i]
-                    if v > best or (v != v and best == best):
-                        p, best = c, v
-            if first < 0:
-                first = p
-            same = same and p == first
-        if K == 1:
-            s, c = _out_binary(Z, y[i0:i1], m, one, zero)
-        else:
-            s, c = _out_softmax(Z, y[i0:i1], m, work[0], work[1], work[2], iwork, one, zero)
-        loss += s
-        correct += c
-    hits = 0
-    for u in range(nh):
-        hits += counts[u] == 0 if act == 2 else counts[u] / n >= 0.95
-    out[0] = loss
-    out[1] = correct / n
-    out[2] = 1.0 if same else 0.0
-    out[3] = np.nan if act == 2 else hits / nh
-    out[4] = hits / nh if act == 2 else np.nan
-
-
-# ---------------------------------------------------------------------------------------------
-# Gradient finishing and the optimizer step over a flat parameter vector.
-# ---------------------------------------------------------------------------------------------
-@njit(fastmath=_FAST, **_JIT)
-def _sumsq(v, a, b):
-    s = 0.0
-    for j in range(a, b):
-        x = np.float64(v[j])
-        s += x * x
-    return s
-
-
-@njit(**_JIT)
-def _finish(th, G, nW, P, l2, inv_m, use_l2):
-    """``G = (G + l2 W) / m`` on the weights ``[0, nW)``, ``G / m`` on the biases ``[nW, P)``."""
-    if use_l2:
-        for j in range(nW):
-            G[j] = (G[j] + l2 * th[j]) * inv_m
-    else:
-        for j in range(nW):
-            G[j] = G[j] * inv_m
-    for j in range(nW, P):
-        G[j] = G[j] * inv_m
-
-
-@njit(**_JIT)
-def _opt(w, G, s1, s2, a, b, opt, nesterov, lr, scale, use_scale, c, decay):
-    """One optimizer step on ``w[a:b]`` (``optim.Optimizer.step``'s formulas; ``decay``: AdamW's
-    weight decay applies here). ``c`` as ``fused_wide._opt_rows``'s."""
-    mu, rho, omr, b1, omb1, b2, omb2, eps, lrwd, ibc1, ibc2 = c
-    if opt == 0:
-        for j in range(a, b):
-            g = G[j] * scale if use_scale else G[j]
-            w[j] = w[j] - lr * g
-    elif opt == 1:
-        for j in range(a, b):
-            g = G[j] * scale if use_scale else G[j]
-            v = mu * s1[j] + g
-            s1[j] = v
-            upd = lr * (g + mu * v) if nesterov else lr * v
-            w[j] = w[j] - upd
-    elif opt == 2:
-        for j in range(a, b):
-            g = G[j] * scale if use_scale else G[j]
-            s = rho * s1[j] + omr * (g * g)
-            s1[j] = s
-            w[j] = w[j] - (lr * g) / (np.sqrt(s) + eps)
-    else:
-        for j in range(a, b):
-            g = G[j] * scale if use_scale else G[j]
-            m = b1 * s1[j] + omb1 * g
-            v = b2 * s2[j] + omb2 * (g * g)
-            s1[j] = m
-            s2[j] = v
-            upd = (lr * (m * ibc1)) / (np.sqrt(v * ibc2) + eps)
-            if decay:
-                upd = upd + lrwd * w[j]
-            w[j] = w[j] - upd
-
-
-# ---------------------------------------------------------------------------------------------
-# The loop.
-# ---------------------------------------------------------------------------------------------
 @njit(**_JIT)
 def _gather(X, y, perm, a0, m, Xb, yb):
     """Rows ``perm[a0:a0+m]`` of ``X`` and ``y`` into ``Xb`` ``(m, d)`` and ``yb``."""
@@ -442,119 +44,149 @@ def _gather(X, y, perm, a0, m, Xb, yb):
 
 
 @njit(**_JIT)
-def _run(X, y, Xv, yv, Xt, yt, perms, e0, theta, S1, S2, lr, dims, wofs, bofs, log_row, obj_row,
-         objective, curves, frozen, diverged_step, limit, grad_first, grad_last, epoch_sum, epoch_n,
-         frozen_vals, final, ints, hp, hpt):
-    """Iterations ``it0 .. it1-1`` of every network of the chunk, one network after the other.
+def _objective(th, ce, m, nW, l2, use_l2, cast):
+    """(loss, objective) in the dtype from the summed cross-entropy ``ce`` of ``m`` samples:
+    ``ce / m`` and ``ce / m + l2 / (2 m) sum(W^2)`` (biases free), as ``layers.loss_and_grads``."""
+    cast[0] = ce / m
+    loss = cast[0]
+    if not use_l2:
+        return loss, loss
+    cast[0] = m + m
+    coef = l2 / cast[0]
+    cast[0] = _sumsq(th, 0, nW)
+    return loss, loss + coef * cast[0]
 
-    ``X`` ``(n, d)``, ``y`` ``(n,)`` int64 (training), ``Xv``, ``yv`` (validation); ``perms``
-    ``(N, epochs, n)`` the data order of epochs ``e0 ..`` (minibatches). ``theta``, ``S1``, ``S2``
-    ``(N, P)`` parameters and optimizer moments (updated in place). ``log_row`` ``(T + 1,)``: curve
-    row of a logged step, else -1; ``obj_row`` ``(T + 1,)``: objective row written at the end of a
-    step (minibatches: the epoch's), else -1. ``epoch_sum``/``epoch_n`` ``(N,)`` carry an epoch
-    over calls; ``frozen_vals`` ``(N, 4)``: objective, loss, accuracy and gradient norm of a
-    network frozen in a full-batch run (its later steps repeat them, its weights no longer move).
-    ``final`` ``(N, 10)``: after the last step, the trained network's ``loop.Evaluation`` (train
-    objective, loss, accuracy; validation and test loss and accuracy; single class, saturated and
-    dead shares), test data ``Xt``, ``yt``. ``ints``: (it0, it1, T, activation, optimizer, nesterov, divergence on, clipping on, l2 on, B,
-    per epoch). ``hp`` (float64): (beta1, beta2). ``hpt`` (dtype): (1, 0, l2, 1e-3, factor, clip,
-    mu, rho, 1 - rho, b1, 1 - b1, b2, 1 - b2, eps, weight decay, saturation bounds lo and hi).
-    """
-    it0, it1, T, act, opt, nesterov = ints[0], ints[1], ints[2], ints[3], ints[4], ints[5] != 0
-    has_div, has_clip, use_l2, B, per_epoch = ints[6] != 0, ints[7] != 0, ints[8] != 0, ints[9], ints[10]
-    one, zero, l2, floor3, factor, clip = hpt[0], hpt[1], hpt[2], hpt[3], hpt[4], hpt[5]
-    mu, rho, omr, b1, omb1, b2, omb2, eps, wd = hpt[6], hpt[7], hpt[8], hpt[9], hpt[10], hpt[11], \
-        hpt[12], hpt[13], hpt[14]
-    lo, hi = hpt[15], hpt[16]
-    N, P = theta.shape
+
+@njit(**_JIT)
+def _log_evals(th, net, X, y, Xv, yv, mmax, curves, row, k, full, cast):
+    """The curves of a logged step measured before its update: validation loss and accuracy and,
+    with minibatches, the whole training set's (full batch: from the step's own forward pass)."""
+    dims, wofs, bofs, acts, aofs, act, work, iwork, tmp, one, zero = net
+    for part, (Xe, ye) in enumerate(((X, y), (Xv, yv))):
+        if ye.shape[0] > 0 and (part == 1 or not full):
+            el, ea = _eval_set(th, dims, wofs, bofs, Xe, ye, mmax, acts, aofs, act, work, iwork, one, zero)
+            cast[0] = el
+            curves[2 * part, row, k] = cast[0]
+            curves[2 * part + 1, row, k] = ea
+
+
+@njit(**_JIT)
+def _update(th, G, s1, s2, nW, opt, nesterov, lrk, scale, use_scale, hpt, ibc1, ibc2):
+    """One optimizer step of one network (weights with AdamW's decay, then biases)."""
+    c = (hpt[6], hpt[7], hpt[8], hpt[9], hpt[10], hpt[11], hpt[12], hpt[13], lrk * hpt[14], ibc1, ibc2)
+    P = th.shape[0]
+    _opt(th, G, s1, s2, 0, nW, opt, nesterov, lrk, scale, use_scale, c, opt == 4)
+    _opt(th, G, s1, s2, nW, P, opt, nesterov, lrk, scale, use_scale, c, False)
+
+
+@njit(**_JIT)
+def _final_into(out, th, net, X, y, Xv, yv, Xt, yt, mmax, counts, nW, l2, use_l2, lo, hi, cast, fout):
+    """``out`` ``(10,)``: the trained network's ``loop.Evaluation`` (train objective, loss,
+    accuracy; validation and test loss and accuracy; single class, saturated and dead shares)."""
+    dims, wofs, bofs, acts, aofs, act, work, iwork, tmp, one, zero = net
+    _final(th, dims, wofs, bofs, X, y, mmax, acts, aofs, act, work, iwork, counts, lo, hi, one, zero, fout)
+    tl, obj = _objective(th, fout[0], y.shape[0], nW, l2, use_l2, cast)
+    out[0], out[1], out[2] = obj, tl, fout[1]
+    for j, (Xe, ye) in enumerate(((Xv, yv), (Xt, yt))):
+        if ye.shape[0] > 0:
+            el, ea = _eval_set(th, dims, wofs, bofs, Xe, ye, mmax, acts, aofs, act, work, iwork, one, zero)
+            cast[0] = el
+            out[3 + 2 * j], out[4 + 2 * j] = cast[0], ea
+    out[7], out[8], out[9] = fout[2], fout[3], fout[4]
+
+
+@njit(**_JIT)
+def _buffers(dims, n, nv, B, d, dtype_like):
+    """Work arrays of one network: layer activations/deltas ``acts`` (offsets ``aofs``), ``tmp``,
+    softmax rows ``work``/``iwork``, the minibatch ``Xb``/``yb``, the gradient ``G``; blocks of
+    ``mmax`` samples."""
     L = dims.shape[0] - 1
-    nW = bofs[0]
-    n, d = X.shape
-    nv = yv.shape[0]
-    full = B >= n
-    mmax = B if not full else n
-    mmax = max(mmax, min(256, max(n, nv)))      # evaluation blocks
+    mmax = max(min(B, n), min(256, max(n, nv)))
     width = 0
     for l in range(1, L + 1):
         width = max(width, dims[l])
     aofs = np.zeros(L, dtype=np.int64)
     for l in range(1, L):
         aofs[l] = aofs[l - 1] + dims[l] * mmax
-    acts = np.empty(aofs[L - 1] + dims[L] * mmax, dtype=theta.dtype)
-    tmp = np.empty(width * mmax, dtype=theta.dtype)
-    work = np.empty((3, mmax), dtype=theta.dtype)
-    iwork = np.empty(mmax, dtype=np.int64)
-    Xb = np.empty((B, d), dtype=theta.dtype)
-    yb = np.empty(B, dtype=np.int64)
+    acts = np.empty(aofs[L - 1] + dims[L] * mmax, dtype=dtype_like.dtype)
+    return (mmax, width, aofs, acts, np.empty(width * mmax, dtype=dtype_like.dtype),
+            np.empty((3, mmax), dtype=dtype_like.dtype), np.empty(mmax, dtype=np.int64),
+            np.empty((B, d), dtype=dtype_like.dtype), np.empty(B, dtype=np.int64))
+
+
+@njit(**_JIT)
+def _run(X, y, Xv, yv, Xt, yt, perms, e0, theta, S1, S2, lr, dims, wofs, bofs, log_row, obj_row,
+         objective, curves, frozen, diverged_step, limit, grad_first, grad_last, epoch_sum, epoch_n,
+         frozen_vals, final, ints, hp, hpt):
+    """Iterations ``it0 .. it1-1`` of every network of the chunk, one network after the other.
+
+    ``X`` ``(n, d)``, ``y`` ``(n,)`` int64 (training), ``Xv``, ``yv`` (validation), ``Xt``, ``yt``
+    (test); ``perms`` ``(N, epochs, n)`` the data order of epochs ``e0 ..`` (minibatches).
+    ``theta``, ``S1``, ``S2`` ``(N, P)`` parameters and optimizer moments (updated in place).
+    ``log_row`` ``(T + 1,)``: curve row of a logged step, else -1; ``obj_row`` ``(T + 1,)``: objective
+    row written at the end of a step (minibatches: the epoch's), else -1. ``epoch_sum``/``epoch_n``
+    ``(N,)`` carry an epoch over calls; ``frozen_vals`` ``(N, 4)``: objective, loss, accuracy and
+    gradient norm of a network frozen in a full-batch run (its later steps repeat them: its weights
+    no longer move). ``final`` ``(N, 10)``: after the last step, ``_final_into``'s evaluation.
+    ``ints``: (it0, it1, T, activation, optimizer, nesterov, divergence on, clipping on, l2 on, B,
+    per epoch). ``hp`` (float64): (beta1, beta2). ``hpt`` (dtype): (1, 0, l2, 1e-3, factor, clip,
+    mu, rho, 1 - rho, b1, 1 - b1, b2, 1 - b2, eps, weight decay, saturation bounds lo and hi).
+    """
+    it0, it1, T, act, opt, nesterov = ints[0], ints[1], ints[2], ints[3], ints[4], ints[5] != 0
+    has_div, has_clip, use_l2, B, per_epoch = ints[6] != 0, ints[7] != 0, ints[8] != 0, ints[9], ints[10]
+    one, zero, l2, floor3, factor, clip = hpt[0], hpt[1], hpt[2], hpt[3], hpt[4], hpt[5]
+    N, P = theta.shape
+    nW = bofs[0]
+    n, d = X.shape
+    full = B >= n
+    mmax, width, aofs, acts, tmp, work, iwork, Xb, yb = _buffers(dims, n, yv.shape[0], B, d, theta)
+    net = (dims, wofs, bofs, acts, aofs, act, work, iwork, tmp, one, zero)
     G = np.zeros(P, dtype=theta.dtype)
     cast = np.empty(1, dtype=theta.dtype)
-    counts = np.zeros(width * L, dtype=np.int64)
+    counts = np.zeros(width * dims.shape[0], dtype=np.int64)
     fout = np.empty(5)
-    K = dims[L]
+    K = dims[dims.shape[0] - 1]
     for k in range(N):
         th, s1, s2 = theta[k], S1[k], S2[k]
         for it in range(it0, it1):
             row = log_row[it]
             if row >= 0:
-                if nv > 0:
-                    vl, va = _eval_set(th, dims, wofs, bofs, Xv, yv, mmax, acts, aofs, act, work, iwork, one, zero)
-                    cast[0] = vl
-                    curves[2, row, k] = cast[0]
-                    curves[3, row, k] = va
-                if not full:
-                    tl, ta = _eval_set(th, dims, wofs, bofs, X, y, mmax, acts, aofs, act, work, iwork, one, zero)
-                    cast[0] = tl
-                    curves[0, row, k] = cast[0]
-                    curves[1, row, k] = ta
+                _log_evals(th, net, X, y, Xv, yv, mmax, curves, row, k, full, cast)
             if full and frozen[k]:          # same weights, same data: the same numbers again
                 objective[it, k] = frozen_vals[k, 0]
                 if row >= 0:
-                    curves[0, row, k] = frozen_vals[k, 1]
-                    curves[1, row, k] = frozen_vals[k, 2]
+                    curves[0, row, k], curves[1, row, k] = frozen_vals[k, 1], frozen_vals[k, 2]
                 continue
-            if full:
-                m = n
-                Xm, ym = X, y
-            else:
+            m = n
+            if not full:
                 e = it // per_epoch
                 a0 = (it - e * per_epoch) * B
                 m = min(B, n - a0)
                 _gather(X, y, perms[k, e - e0], a0, m, Xb, yb)
-                Xm, ym = Xb[:m], yb[:m]
+            Xm, ym = (X, y) if full else (Xb[:m], yb[:m])
             Z = _forward(th, dims, wofs, bofs, Xm, m, acts, aofs, act, one, zero)
             if K == 1:
                 ce, correct = _out_binary(Z, ym, m, one, zero)
             else:
                 ce, correct = _out_softmax(Z, ym, m, work[0], work[1], work[2], iwork, one, zero)
-            cast[0] = ce / m
-            loss = cast[0]
-            obj = loss
-            if use_l2:
-                cast[0] = m + m
-                coef = l2 / cast[0]
-                cast[0] = _sumsq(th, 0, nW)
-                obj = loss + coef * cast[0]
+            loss, obj = _objective(th, ce, m, nW, l2, use_l2, cast)
             if full:
                 objective[it, k] = obj
                 if row >= 0:
-                    curves[0, row, k] = loss
-                    curves[1, row, k] = correct / m
+                    curves[0, row, k], curves[1, row, k] = loss, correct / m
             else:
                 cast[0] = obj * m
                 epoch_sum[k] += cast[0]
                 epoch_n[k] += m
                 if obj_row[it + 1] >= 0:
                     objective[obj_row[it + 1], k] = epoch_sum[k] / epoch_n[k]
-                    epoch_sum[k] = 0.0
-                    epoch_n[k] = 0
+                    epoch_sum[k], epoch_n[k] = 0.0, 0
             if it == 0 and has_div:
                 limit[k] = factor * (floor3 if obj < floor3 else obj)
-            newly = False
-            if not frozen[k]:
-                if not np.isfinite(obj) or (has_div and obj > limit[k]):
-                    diverged_step[k] = it
-                    frozen[k] = True
-                    newly = True
+            newly = not frozen[k] and (not np.isfinite(obj) or (has_div and obj > limit[k]))
+            if newly:
+                diverged_step[k] = it
+                frozen[k] = True
             if frozen[k] and not newly and it != T - 1:
                 continue                    # minibatches: the objective only
             _backward(th, G, dims, wofs, bofs, Xm, m, acts, aofs, tmp, act, one, zero)
@@ -569,48 +201,23 @@ def _run(X, y, Xv, yv, Xt, yt, perms, e0, theta, S1, S2, lr, dims, wofs, bofs, l
                 if it == T - 1:
                     grad_last[k] = gnorm
                 if newly and full:
-                    frozen_vals[k, 0] = obj
-                    frozen_vals[k, 1] = loss
-                    frozen_vals[k, 2] = correct / m
-                    frozen_vals[k, 3] = gnorm
+                    frozen_vals[k, 0], frozen_vals[k, 1], frozen_vals[k, 2], frozen_vals[k, 3] = \
+                        obj, loss, correct / m, gnorm
                 if has_clip:
                     s = clip / (gnorm if gnorm > zero else one)
                     scale = s if s < one else one
-            if frozen[k]:
-                continue
-            t = it + 1
-            cast[0] = 1.0 - _pow(hp[0], t)
-            ibc1 = one / cast[0]
-            cast[0] = 1.0 - _pow(hp[1], t)
-            ibc2 = one / cast[0]
-            lrk = lr[k]
-            c = (mu, rho, omr, b1, omb1, b2, omb2, eps, lrk * wd, ibc1, ibc2)
-            _opt(th, G, s1, s2, 0, nW, opt, nesterov, lrk, scale, has_clip, c, opt == 4)
-            _opt(th, G, s1, s2, nW, P, opt, nesterov, lrk, scale, has_clip, c, False)
-        if full and frozen[k] and it1 == T:
-            grad_last[k] = frozen_vals[k, 3]
+            if not frozen[k]:
+                cast[0] = 1.0 - _pow(hp[0], it + 1)
+                ibc1 = one / cast[0]
+                cast[0] = 1.0 - _pow(hp[1], it + 1)
+                _update(th, G, s1, s2, nW, opt, nesterov, lr[k], scale, has_clip, hpt, ibc1, one / cast[0])
         if it1 == T:
-            _final(th, dims, wofs, bofs, X, y, mmax, acts, aofs, act, work, iwork, counts, lo, hi, one, zero, fout)
-            cast[0] = fout[0] / n
-            tl = cast[0]
-            obj = tl
-            if use_l2:
-                cast[0] = n + n
-                coef = l2 / cast[0]
-                cast[0] = _sumsq(th, 0, nW)
-                obj = tl + coef * cast[0]
-            final[k, 0], final[k, 1], final[k, 2] = obj, tl, fout[1]
-            for j, (Xe, ye) in enumerate(((Xv, yv), (Xt, yt))):
-                if ye.shape[0] > 0:
-                    el, ea = _eval_set(th, dims, wofs, bofs, Xe, ye, mmax, acts, aofs, act, work, iwork, one, zero)
-                    cast[0] = el
-                    final[k, 3 + 2 * j], final[k, 4 + 2 * j] = cast[0], ea
-            final[k, 7], final[k, 8], final[k, 9] = fout[2], fout[3], fout[4]
+            if full and frozen[k]:
+                grad_last[k] = frozen_vals[k, 3]
+            _final_into(final[k], th, net, X, y, Xv, yv, Xt, yt, mmax, counts, nW, l2, use_l2, hpt[15], hpt[16],
+                        cast, fout)
 
 
-# ---------------------------------------------------------------------------------------------
-# Python side: layout, segments of epochs, the state back in the engine's layout.
-# ---------------------------------------------------------------------------------------------
 def _pack(W: list[np.ndarray], dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``[(N, fo, fi + 1)]`` -> ``theta (N, P)`` (weights of every layer, then every bias),
     ``dims``, weight and bias offsets."""
