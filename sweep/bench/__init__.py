@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true",
                    help="fast look: 2 repeats, a quarter of each budget, N in {1, 16}, no H=256, a 1/8-size sweep")
-    p.add_argument("--repeats", type=int, default=None, help="interleaved repeats (default 5; at least 5 unless --quick)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="interleaved repeats (default 5; at least 5 unless --quick)")
     p.add_argument("--out", default="results/bench", help="output folder (default results/bench)")
     p.add_argument("--skip-sweep", action="store_true", help="skip the end-to-end reference sweep")
     p.add_argument("--workloads", default=None,
@@ -126,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     sweep_rows: list[dict] = []
     if not args.skip_sweep:
         log("")
-        sweep_rows, lines = e2e.sweep_section(args.quick, max(1, round(e2e.ITERATIONS * (1 if args.quick else scale))), log)
+        iterations = max(1, round(e2e.ITERATIONS * (1 if args.quick else scale)))
+        sweep_rows, lines = e2e.sweep_section(args.quick, iterations, log)
         report.write_csv(out / "sweep.csv", sweep_rows, e2e.SWEEP_COLUMNS)
         for line in lines:
             log(line)

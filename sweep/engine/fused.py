@@ -60,13 +60,19 @@ def kernel(arch, config, n_train: int) -> str:
     return "wide" if len(arch.hidden) == 1 and arch.n_out == 1 and full else "net"
 
 
-def fused_chunk(arch) -> int:
-    """Networks per fused call. The kernel runs the hidden layer a block of networks at a time
-    (products of at most ~54 rows, see ``_dot_rows``), so a larger N no longer costs matrix-product
-    speed or cache; it only spreads the per-call overhead of ``train`` (~1 ms) over more networks.
-    Measured (300 Adam steps, n = 569, per network-step, through ``train``): H = 3 as fast at 36-64
-    networks per call as at 16, H = 8 10% faster at 12-24 than at 6, H = 16 2% faster at 6-12 than
-    at 3, H = 32 and 64 1-3% faster at 6 and 3 than at 1: about 192 hidden units per call."""
+def fused_chunk(arch, config=None, n_train: int | None = None) -> int:
+    """Networks per fused call. The wide kernel runs the hidden layer a block of networks at a time
+    (products of at most ~54 rows, see ``fused_wide._dot_rows``), so a larger N no longer costs
+    matrix-product speed or cache; it only spreads the per-call overhead of ``train`` (~1 ms) over
+    more networks. Measured (300 Adam steps, n = 569, per network-step, through ``train``): H = 3 as
+    fast at 36-64 networks per call as at 16, H = 8 10% faster at 12-24 than at 6, H = 16 2% faster
+    at 6-12 than at 3, H = 32 and 64 1-3% faster at 6 and 3 than at 1: about 192 hidden units per
+    call. The per-network kernel trains one network after the other whatever N: up to 64 per call,
+    fewer when their parameters and moments would pass 32 MB."""
+    if config is not None and n_train is not None and kernel(arch, config, n_train) == "net":
+        dims = [arch.n_in, *arch.hidden, arch.n_out]
+        params = sum((a + 1) * b for a, b in zip(dims[:-1], dims[1:]))
+        return max(1, min(64, 4_000_000 // (3 * params)))
     return max(1, min(64, 192 // max(arch.hidden)))
 
 

@@ -296,9 +296,9 @@ def run_net(batch: Batch, perm_budget: int = PERM_BUDGET) -> LoopState:
                 for e in range(e1 - e0):
                     perms[k, e] = r.permutation(n)
         ints[0], ints[1] = e0 * per_epoch, min(T, e1 * per_epoch)
-        _run(X, batch.y, Xv, batch.y_val, Xt, batch.y_test, perms, e0, theta, S1, S2, batch.lr, dims, wofs, bofs, log_row,
-             obj_row, st.objective, curves, st.frozen, st.diverged_step, limit, st.grad_first, st.grad_last,
-             epoch_sum, epoch_n, frozen_vals, final, ints, hp, hpt)
+        _run(X, batch.y, Xv, batch.y_val, Xt, batch.y_test, perms, e0, theta, S1, S2, batch.lr, dims, wofs,
+             bofs, log_row, obj_row, st.objective, curves, st.frozen, st.diverged_step, limit, st.grad_first,
+             st.grad_last, epoch_sum, epoch_n, frozen_vals, final, ints, hp, hpt)
     _unpack(theta, batch.W, wofs, bofs)
     for i, key in enumerate(("train_loss", "train_acc", "val_loss", "val_acc")):
         st.curves[key][:] = curves[i]

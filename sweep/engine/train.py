@@ -122,21 +122,22 @@ def train(W0: Sequence[np.ndarray], data: SplitLike, arch: Arch, config: TrainCo
     W0 = 0); ``grad_norm_first``, ``grad_norm_last`` (global, before clipping); ``steps``.
 
     The N networks are trained ``chunk`` at a time (default ``auto_chunk(arch)``, or
-    ``fused.fused_chunk(arch)`` on the fused path); every network's result is the same whatever the
+    ``fused.fused_chunk`` on the fused path); every network's result is the same whatever the
     chunk (each network only ever touches its own slices), up to the order in which BLAS sums a
     row for another matrix height (rounding).
 
     ``engine``: ``"numpy"`` (the reference), ``"fused"`` (the numba loops of ``sweep.engine.fused``:
     every architecture, output, batch size, optimizer and dtype, but no legacy quirk of the loop;
-    ValueError for a batch outside that scope) or ``"auto"`` (default: fused when it supports the batch and numba imports, else numpy).
-    The environment variable ``SWEEP_ENGINE`` sets what ``"auto"`` means: ``numpy`` forces the
+    ValueError for a batch outside that scope) or ``"auto"`` (default: fused when it supports the
+    batch and numba imports, else numpy). The environment variable ``SWEEP_ENGINE`` sets what ``"auto"`` means: ``numpy`` forces the
     reference path everywhere, ``fused`` makes every batch outside the fused scope an error (to check
     that a sweep really runs fused), ``auto`` (or unset) is the default.
     """
     N = W0[0].shape[0]
     engine = resolve_engine(engine, arch, config, np.shape(data.y_train)[0])
     if chunk is None:
-        chunk = auto_chunk(arch) if engine == "numpy" else _fused().fused_chunk(arch)
+        n_train = np.shape(data.y_train)[0]
+        chunk = auto_chunk(arch) if engine == "numpy" else _fused().fused_chunk(arch, config, n_train)
     chunk = int(chunk)
     lr_all = np.broadcast_to(np.asarray(lr, dtype=float), (N,))
     if N <= chunk:
