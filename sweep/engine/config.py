@@ -58,12 +58,14 @@ class TrainConfig:
     """Everything but the learning rate and the seeds, shared by the N networks of one call.
 
     Budget: ``iterations`` (parameter updates) or ``epochs`` (passes over the training set), not
-    both; neither means 1000 iterations. ``batch_size=None`` is full batch. ``l2`` adds ``l2 / (2 m) * sum(W**2)`` (biases free).
-    ``clip_norm`` rescales each network's gradient to at most that global L2 norm. Curves are
-    logged at ``log_points`` log-spaced steps, or every ``log_every`` steps; step 0 (untrained) and
-    the last step always. A run has stagnated from the first iteration after which its training
-    objective stays within ``stagnation_tol`` (relative to its final value) up to the end, if that
-    stretch covers at least a tenth of the run. A run has diverged when its training objective or
+    both; neither means 1000 iterations. ``batch_size=None`` is full batch. ``l2`` adds
+    ``l2 / (2 m) * sum(W**2)`` (biases free). ``clip_norm`` rescales each network's gradient to at
+    most that global L2 norm. Curves are logged at ``log_points`` log-spaced steps, or every
+    ``log_every`` steps, or at the steps ``log_at`` (a curve's value at a step does not depend on
+    the other logged steps; with minibatches each logged step costs a pass over the training and
+    validation sets); step 0 (untrained) and the last step always. A run has stagnated from the
+    first iteration after which its training objective stays within ``stagnation_tol`` (relative to
+    its final value) up to the end, if that stretch covers at least a tenth of the run. A run has diverged when its training objective or
     weights become non-finite, or the objective exceeds ``divergence_factor`` times its untrained
     value (a loss that blew up: with a stable loss, huge weights give a huge but finite loss).
     """
@@ -76,6 +78,7 @@ class TrainConfig:
     clip_norm: float | None = None
     log_every: int | None = None
     log_points: int = 50
+    log_at: tuple[int, ...] | None = None
     stagnation_tol: float = 1e-6
     divergence_factor: float | None = 100.0
     dtype: str = "float64"
@@ -99,6 +102,8 @@ class TrainConfig:
             raise ValueError(f"divergence_factor must be > 1 (or None), got {self.divergence_factor!r}")
         if self.log_every is not None and self.log_every < 1:
             raise ValueError("log_every must be >= 1")
+        if self.log_at is not None and any(int(s) != s or s < 0 for s in self.log_at):
+            raise ValueError(f"log_at must list steps >= 0, got {self.log_at!r}")
         leg = self.legacy
         if leg.compounding_bias_correction != self.optimizer.compounding_bias_correction or \
                 leg.update_times_grad != self.optimizer.update_times_grad:

@@ -22,10 +22,12 @@ from .layers import Arch, accuracy, add_ones_row, forward, l2_penalty, loss_and_
 from .optim import Optimizer
 
 
-def log_steps(total: int, *, every: int | None = None, points: int = 50) -> np.ndarray:
-    """Sorted unique steps in ``[0, total]``: every ``every``-th, or ``points`` log-spaced; 0 and
-    ``total`` always included."""
-    if every is not None:
+def log_steps(total: int, *, every: int | None = None, points: int = 50, at=None) -> np.ndarray:
+    """Sorted unique steps in ``[0, total]``: the steps ``at``, or every ``every``-th, or ``points``
+    log-spaced; 0 and ``total`` always included."""
+    if at is not None:
+        s = [int(v) for v in at if v <= total]
+    elif every is not None:
         s = np.arange(0, total + 1, every)
     else:
         s = np.round(np.geomspace(1, total, max(points - 1, 1))).astype(np.int64) if total >= 1 else []
@@ -122,6 +124,13 @@ class LoopState:
     final: Evaluation | None = None
 
 
+def budget(config: TrainConfig, n_train: int) -> tuple[int, int, int]:
+    """``(T, B, per_epoch)``: parameter updates, rows per batch, batches per epoch."""
+    B = n_train if config.batch_size is None else min(config.batch_size, n_train)
+    per_epoch = math.ceil(n_train / B)
+    return (config.iterations if config.iterations is not None else config.epochs * per_epoch), B, per_epoch
+
+
 def prepare(W0: Sequence[np.ndarray], data, arch: Arch, config: TrainConfig, lr, order_seeds,
             root: int) -> Batch:
     """Validate shapes, copy the weights into the dtype, lay out the data, fix the budget and logs."""
@@ -134,9 +143,7 @@ def prepare(W0: Sequence[np.ndarray], data, arch: Arch, config: TrainConfig, lr,
         raise ValueError(f"parameter shapes {[w.shape for w in W]} do not match {arch}: {expected}")
     y = np.asarray(data.y_train, dtype=np.int64)
     n = y.shape[0]
-    B = n if c.batch_size is None else min(c.batch_size, n)
-    per_epoch = math.ceil(n / B)
-    T = c.iterations if c.iterations is not None else c.epochs * per_epoch
+    T, B, per_epoch = budget(c, n)
     if B < n and (order_seeds is None or len(order_seeds) != N):
         raise ValueError(f"minibatch training needs one order seed per network ({N})")
     if B == n:
@@ -150,7 +157,7 @@ def prepare(W0: Sequence[np.ndarray], data, arch: Arch, config: TrainConfig, lr,
         X_test_aug=add_ones_row(np.asarray(data.X_test, dtype=dtype)),
         y_test=np.asarray(data.y_test, dtype=np.int64),
         lr=np.broadcast_to(np.asarray(lr, dtype=dtype), (N,)).copy(), T=T, B=B, per_epoch=per_epoch,
-        steps=log_steps(T, every=c.log_every, points=c.log_points), obj_steps=obj_steps,
+        steps=log_steps(T, every=c.log_every, points=c.log_points, at=c.log_at), obj_steps=obj_steps,
         order_seeds=None if order_seeds is None else list(order_seeds), root=root)
 
 
