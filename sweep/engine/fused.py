@@ -23,6 +23,13 @@ threads in the kernels; BLAS sums in a fixed order).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
+    from .layers import Arch
+    from .loop import Batch, LoopState
+
 try:  # numba is a dependency, but the numpy path must keep working without it
     import numba  # noqa: F401
     HAVE_NUMBA = True
@@ -35,7 +42,7 @@ OPT_CODES = {"sgd": 0, "momentum": 1, "rmsprop": 2, "adam": 3, "adamw": 4}
 ACT_CODES = {"sigmoid": 0, "tanh": 1, "relu": 2}
 
 
-def supported(arch, config, n_train: int) -> str | None:
+def supported(arch: Arch, config: TrainConfig, n_train: int) -> str | None:
     """``None`` when the fused path can run this batch, else the reason it cannot."""
     if not HAVE_NUMBA:
         return f"numba is not importable ({IMPORT_ERROR})"
@@ -53,14 +60,14 @@ def supported(arch, config, n_train: int) -> str | None:
     return None
 
 
-def kernel(arch, config, n_train: int) -> str:
+def kernel(arch: Arch, config: TrainConfig, n_train: int) -> str:
     """``"wide"`` (one hidden layer, binary output, full batch: the networks' first layers as one
     matrix) or ``"net"`` (everything else, one network at a time) for a supported batch."""
     full = config.batch_size is None or config.batch_size >= n_train
     return "wide" if len(arch.hidden) == 1 and arch.n_out == 1 and full else "net"
 
 
-def fused_chunk(arch, config=None, n_train: int | None = None) -> int:
+def fused_chunk(arch: Arch, config: TrainConfig | None = None, n_train: int | None = None) -> int:
     """Networks per fused call. The wide kernel runs the hidden layer a block of networks at a time
     (products of at most ~54 rows, see ``fused_wide._dot_rows``), so a larger N no longer costs
     matrix-product speed or cache; it only spreads the per-call overhead of ``train`` (~1 ms) over
@@ -101,8 +108,7 @@ def _sync_blas_threads() -> None:
         pass
 
 
-
-def run_loop(batch):
+def run_loop(batch: Batch) -> LoopState:
     """Iterations ``0 .. T-1`` of a supported batch (``loop.Batch``), updating ``batch.W`` in place;
     returns a ``loop.LoopState``."""
     _sync_blas_threads()

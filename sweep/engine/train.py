@@ -129,9 +129,10 @@ def train(W0: Sequence[np.ndarray], data: SplitLike, arch: Arch, config: TrainCo
     ``engine``: ``"numpy"`` (the reference), ``"fused"`` (the numba loops of ``sweep.engine.fused``:
     every architecture, output, batch size, optimizer and dtype, but no legacy quirk of the loop;
     ValueError for a batch outside that scope) or ``"auto"`` (default: fused when it supports the
-    batch and numba imports, else numpy). The environment variable ``SWEEP_ENGINE`` sets what ``"auto"`` means: ``numpy`` forces the
-    reference path everywhere, ``fused`` makes every batch outside the fused scope an error (to check
-    that a sweep really runs fused), ``auto`` (or unset) is the default.
+    batch and numba imports, else numpy). The environment variable ``SWEEP_ENGINE`` sets what
+    ``"auto"`` means: ``numpy`` forces the reference path everywhere, ``fused`` makes every batch
+    outside the fused scope an error (to check that a sweep really runs fused), ``auto`` (or unset)
+    is the default.
     """
     N = W0[0].shape[0]
     engine = resolve_engine(engine, arch, config, np.shape(data.y_train)[0])
