@@ -140,11 +140,11 @@ def _summary_json(summary) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .evaluate import start_workers
+    from .evaluate import prefetch_export_imports
+    from .runner import run_study
     spec = load_spec(args.spec)
     options = _run_options(args)
-    start_workers(spec, options["n_jobs"], options["backend"])     # they warm up while Optuna imports
-    from .runner import run_study
+    prefetch_export_imports()       # pandas for the export, imported while the study runs
     _optuna_logs_through_ours()
     with _sigterm_as_interrupt():
         summary = run_study(spec, out=args.out, storage=_storage_arg(args.storage), fresh=args.fresh, **options)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
-import os
 import threading
 import time
 from typing import Any
@@ -23,7 +22,7 @@ from .engine.loop import budget
 from .spec import DataSection, StudySpec
 
 CURVE_POINTS = 20  # logged steps kept per run in the storage (first and last always)
-PANDAS_DELAY_S = 1.5  # start_workers: when the parent imports pandas for the export
+PANDAS_DELAY_S = 5.0  # prefetch_export_imports: when the parent imports pandas for the export
 
 
 @functools.lru_cache(maxsize=8)
@@ -121,23 +120,14 @@ def warm_up(spec: StudySpec) -> float:
     return time.perf_counter() - t0
 
 
-def start_workers(spec: StudySpec, n_jobs: int | None, backend: str = "loky") -> None:
-    """Start the loky worker processes and their ``warm_up`` before the parent imports the runner
-    (Optuna, SQLAlchemy, about half a second): ``runner.executor`` then gets the same reusable pool
-    (loky reuses it for the same ``max_workers`` and ``timeout``), its workers warm or warming. And
-    import pandas, which only the final export needs, in a background thread once the study runs
-    (after ``PANDAS_DELAY_S``), not at the end while the workers sit idle. Nothing here changes any
-    result; with one job or another backend there are no workers to start."""
-    timer = threading.Timer(PANDAS_DELAY_S, importlib.import_module, ("pandas",))
+def prefetch_export_imports(delay: float | None = None) -> None:
+    """Import pandas, which only the final export needs, in a background thread ``delay`` seconds
+    from now (default ``PANDAS_DELAY_S``), while the workers train, rather than at the end while
+    they sit idle. Nothing here changes any result; a study shorter than the delay just imports it
+    at the export, as before."""
+    timer = threading.Timer(PANDAS_DELAY_S if delay is None else delay, importlib.import_module, ("pandas",))
     timer.daemon = True
     timer.start()
-    n_jobs = n_jobs or os.cpu_count() or 1
-    if backend != "loky" or n_jobs <= 1:
-        return
-    from joblib.externals.loky import get_reusable_executor
-    pool = get_reusable_executor(max_workers=n_jobs, timeout=60)     # as runner.executor asks
-    for _ in range(n_jobs):
-        pool.submit(warm_up, spec)
 
 
 def estimate_cost(spec: StudySpec, n_seeds: int) -> float:
