@@ -29,7 +29,7 @@ sweep: $(STAMP)  ## run (or resume) STUDY (default studies/default.toml) on N_JO
 report: $(STAMP)  ## analysis, figures and report.html of STUDY's results
 	$(PY) -m sweep report $(STUDY)
 
-bench: $(STAMP)  ## engine speed vs scikit-learn, plain numpy, PyTorch (if installed), the compute floor; QUICK=1 for a short look
+bench: $(STAMP)  ## engine speed on the studies' workloads vs scikit-learn, numpy, PyTorch and JAX (if installed), the compute floor; QUICK=1 for a short look
 	$(PY) -m sweep.bench $(if $(QUICK),--quick)
 
 validate: $(STAMP)  ## coverage study of the variance CIs: grids, seed sources, sampled spaces (about an hour)

@@ -132,13 +132,25 @@ def _print_summary(summary) -> None:
         print(f"{summary.discarded} trial(s) trained here were failed meanwhile by another worker and re-run there")
 
 
+def _summary_json(summary) -> str:
+    """The run's summary as one JSON object (``sweep run --json``: for scripts such as sweep bench)."""
+    import json
+    keys = ("n_runs", "n_trials_run", "wall_s", "engine_s", "storage_s", "export_s", "discarded", "backend")
+    return json.dumps({"out_dir": str(summary.out_dir), **{k: getattr(summary, k) for k in keys}})
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    from .evaluate import prefetch_export_imports
     from .runner import run_study
     spec = load_spec(args.spec)
     options = _run_options(args)
+    prefetch_export_imports()       # pandas for the export, imported while the study runs
     _optuna_logs_through_ours()
     with _sigterm_as_interrupt():
         summary = run_study(spec, out=args.out, storage=_storage_arg(args.storage), fresh=args.fresh, **options)
+    if args.json:
+        print(_summary_json(summary))
+        return 0
     _print_summary(summary)
     print(f"next: sweep show {summary.out_dir}")
     return 0
@@ -321,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--storage", help="Optuna storage URL (default: SQLite in the results folder; "
                                      "or set SWEEP_STORAGE)")
     r.add_argument("--fresh", action="store_true", help="move existing results aside and start over")
+    r.add_argument("--json", action="store_true", help="print the run's summary as one JSON object")
     _add_run_options(r)
     r.set_defaults(func=cmd_run)
     w = sub.add_parser("worker", help="join (or create) a study in a shared storage and train its trials "

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
+import threading
 import time
 from typing import Any
 
@@ -15,10 +17,12 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .data import Split, load_dataset, shape_hint, split_dataset
-from .engine import Arch, Legacy, OptimConfig, TrainConfig, init_params, train
+from .engine import Arch, Legacy, OptimConfig, TrainConfig, init_params, log_steps, train
+from .engine.loop import budget
 from .spec import DataSection, StudySpec
 
 CURVE_POINTS = 20  # logged steps kept per run in the storage (first and last always)
+PANDAS_DELAY_S = 5.0  # prefetch_export_imports: when the parent imports pandas for the export
 
 
 @functools.lru_cache(maxsize=8)
@@ -60,6 +64,14 @@ def _thin(n_steps: int, keep: int = CURVE_POINTS) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, n_steps - 1, min(keep, n_steps))).astype(int))
 
 
+def stored_steps(cfg: TrainConfig, n_train: int) -> TrainConfig:
+    """``cfg`` logging only the steps the storage keeps (``CURVE_POINTS`` of the logged ones, as
+    ``_thin`` picks them): the same curves there, fewer evaluations (with minibatches each logged
+    step is a pass over the training and validation sets)."""
+    steps = log_steps(budget(cfg, n_train)[0], every=cfg.log_every, points=cfg.log_points)
+    return dataclasses.replace(cfg, log_at=tuple(int(v) for v in steps[_thin(len(steps))]))
+
+
 def run_config(spec: StudySpec, seeds: list[tuple[int, int, int]]) -> dict[str, Any]:
     """Train the effective ``spec`` on every ``(seed_init, seed_order, seed_split)``.
 
@@ -77,7 +89,8 @@ def run_config(spec: StudySpec, seeds: list[tuple[int, int, int]]) -> dict[str, 
         for s, idx in sorted(by_split.items()):
             split, arch, W0 = _networks(spec, s, [seeds[k][0] for k in idx], cfg.dtype)
             t0 = time.perf_counter()
-            res = train(W0, split, arch, cfg, lr=spec.train.lr, order_seeds=[seeds[k][1] for k in idx], root=root)
+            res = train(W0, split, arch, stored_steps(cfg, len(split.y_train)), lr=spec.train.lr,
+                        order_seeds=[seeds[k][1] for k in idx], root=root)
             per_run = (time.perf_counter() - t0) / len(idx)
             keep = _thin(len(res.steps))
             curves["steps"] = res.steps[keep].tolist()
@@ -105,6 +118,16 @@ def warm_up(spec: StudySpec) -> float:
         tiny = dataclasses.replace(cfg, iterations=2, epochs=None)
         train(W0, split, arch, tiny, lr=spec.train.lr, order_seeds=[0], root=spec.seeds.root)
     return time.perf_counter() - t0
+
+
+def prefetch_export_imports(delay: float | None = None) -> None:
+    """Import pandas, which only the final export needs, in a background thread ``delay`` seconds
+    from now (default ``PANDAS_DELAY_S``), while the workers train, rather than at the end while
+    they sit idle. Nothing here changes any result; a study shorter than the delay just imports it
+    at the export, as before."""
+    timer = threading.Timer(PANDAS_DELAY_S if delay is None else delay, importlib.import_module, ("pandas",))
+    timer.daemon = True
+    timer.start()
 
 
 def estimate_cost(spec: StudySpec, n_seeds: int) -> float:

@@ -6,7 +6,6 @@ exp/log1p), so they agree to rounding, and the runs are kept short and non-chaot
 rounding does not grow (RMSprop at a large learning rate, for one, amplifies a 1-ulp change of the
 initial weights to 1e-1 within 100 steps, on the numpy path alone).
 """
-import hashlib
 import subprocess
 import sys
 import textwrap
@@ -18,47 +17,7 @@ pytest.importorskip("numba")
 
 from sweep.engine import Arch, Legacy, OptimConfig, TrainConfig, init_params, train  # noqa: E402
 from sweep.engine.train import resolve_engine  # noqa: E402
-
-CURVE_TOL, WEIGHT_TOL = 1e-10, 1e-9
-
-
-def _both(data, arch, cfg, W0, lr, **kw):
-    ref = train(W0, data, arch, cfg, lr=lr, engine="numpy", **kw)
-    got = train(W0, data, arch, cfg, lr=lr, engine="fused", **kw)
-    return ref, got
-
-
-def _max_abs(a, b):
-    """Largest |a - b| / max(1, |a|) where both are finite (absolute below 1, relative above: diverged
-    runs reach 1e6); NaN/inf must sit in the same places with the same values."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    fa, fb = np.isfinite(a), np.isfinite(b)
-    assert np.array_equal(fa, fb), "non-finite entries differ"
-    assert np.array_equal(a[~fa], b[~fb], equal_nan=True), "non-finite values differ"
-    return float((np.abs(a[fa] - b[fb]) / np.maximum(1.0, np.abs(a[fa]))).max(initial=0.0))
-
-
-def _compare(ref, got, curve_tol=CURVE_TOL, weight_tol=WEIGHT_TOL):
-    """Max differences (objective, curves, weights, diagnostics); asserts shapes, steps and flags."""
-    assert np.array_equal(ref.steps, got.steps) and np.array_equal(ref.objective_steps, got.objective_steps)
-    assert [p.shape for p in ref.params] == [p.shape for p in got.params]
-    assert all(p.dtype == q.dtype for p, q in zip(ref.params, got.params))
-    d_obj = _max_abs(ref.objective, got.objective)
-    d_curves = max(_max_abs(ref.curves[k], got.curves[k]) for k in ref.curves)
-    d_w = max(_max_abs(p, q) for p, q in zip(ref.params, got.params))
-    assert set(ref.diagnostics) == set(got.diagnostics)
-    d_diag = 0.0
-    for key, val in ref.diagnostics.items():
-        other = got.diagnostics[key]
-        if val.dtype == bool or key in ("diverged_step", "steps", "stagnation_step"):
-            assert np.array_equal(val, other, equal_nan=True), (key, val, other)
-        else:
-            d_diag = max(d_diag, _max_abs(val, other))
-    assert d_obj <= curve_tol and d_curves <= curve_tol, (d_obj, d_curves)
-    assert d_w <= weight_tol, d_w
-    assert d_diag <= curve_tol, d_diag
-    return d_obj, d_curves, d_w, d_diag
-
+from engine_compare import _both, _compare, _max_abs  # noqa: E402
 
 # Learning rates per optimizer: three networks each, from gentle to brisk (per-network rates).
 LRS = {"sgd": [0.3, 1.0, 3.0], "momentum": [0.03, 0.1, 0.3], "adam": [0.003, 0.01, 0.03],
@@ -199,11 +158,15 @@ _SCRIPT = textwrap.dedent("""
     X = (X - X[:400].mean(0)) / X[:400].std(0)
     d = make_split(X[:400], y[:400], X[400:], y[400:])
     h = hashlib.sha256()
-    for dtype in ("float64", "float32"):
-        arch = Arch.for_data(30, 2, (6,), "tanh")
-        W0 = init_params(30, (6,), 1, ["he_normal", "xavier_normal", "posted"], [4, 5, 6], dtype=dtype)
-        cfg = TrainConfig(OptimConfig("adam"), iterations=50, l2=0.01, clip_norm=1.0, dtype=dtype)
-        r = train(W0, d, arch, cfg, lr=[0.01, 0.02, 0.03], engine="fused")
+    y3 = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5)         # three classes
+    d3 = make_split(X[:400], y3[:400], X[400:], y3[400:])
+    cases = [(dt, c) for dt in ("float64", "float32") for c in ((d, (6,), None), (d, (6, 4), 50), (d3, (5,), 64))]
+    for dtype, (data, hidden, batch_size) in cases:
+        arch = Arch.for_data(30, data.n_classes, hidden, "tanh")
+        W0 = init_params(30, hidden, arch.n_out, ["he_normal", "xavier_normal", "posted"], [4, 5, 6], dtype=dtype)
+        cfg = TrainConfig(OptimConfig("adam"), iterations=50, batch_size=batch_size, l2=0.01, clip_norm=1.0,
+                          dtype=dtype)
+        r = train(W0, data, arch, cfg, lr=[0.01, 0.02, 0.03], order_seeds=[1, 2, 3], engine="fused")
         for a in r.params + [r.objective] + [r.curves[k] for k in sorted(r.curves)] + \\
                 [r.diagnostics[k] for k in sorted(r.diagnostics)]:
             h.update(np.ascontiguousarray(a).tobytes())
@@ -226,6 +189,7 @@ def test_bit_identical_in_one_process_and_across_processes():
 
 
 def test_engine_choice(cancer, monkeypatch):
+    from sweep.engine.fused import kernel
     arch = Arch.for_data(30, 2, (4,))
     cfg = TrainConfig(iterations=5)
     assert resolve_engine("auto", arch, cfg, 400) == "fused"
@@ -235,9 +199,6 @@ def test_engine_choice(cancer, monkeypatch):
     assert resolve_engine("fused", arch, cfg, 400) == "fused"     # an explicit choice wins
     monkeypatch.setenv("SWEEP_ENGINE", "auto")
     unsupported = [
-        (Arch.for_data(30, 2, (4, 3)), cfg, "one hidden layer"),
-        (Arch.for_data(30, 3, (4,)), cfg, "binary output"),
-        (arch, TrainConfig(iterations=5, batch_size=64), "full batch"),
         (arch, TrainConfig(iterations=5, legacy=Legacy(normalize_hidden=True)), "legacy"),
         (arch, TrainConfig(iterations=5, legacy=Legacy(clip_threshold=4.5)), "clip_threshold"),
     ]
@@ -247,33 +208,32 @@ def test_engine_choice(cancer, monkeypatch):
             resolve_engine("fused", a, c, 400)
     with pytest.raises(ValueError, match="unknown engine"):
         resolve_engine("torch", arch, cfg, 400)
+    # deeper networks, softmax and minibatches run fused too, on the per-network kernel
+    for a, c in [(Arch.for_data(30, 2, (4, 3)), cfg), (Arch.for_data(30, 3, (4,)), cfg),
+                 (arch, TrainConfig(iterations=5, batch_size=64))]:
+        assert resolve_engine("auto", a, c, 400) == "fused" and kernel(a, c, 400) == "net"
     # a batch_size covering the whole training set is full batch; the posted init is no loop quirk
-    assert resolve_engine("auto", arch, TrainConfig(iterations=5, batch_size=400), 400) == "fused"
+    assert kernel(arch, TrainConfig(iterations=5, batch_size=400), 400) == "wide"
     assert resolve_engine("auto", arch, TrainConfig(iterations=5, legacy=Legacy(posted_init=True)), 400) == "fused"
 
 
 def test_auto_and_env_var_pick_the_expected_path(cancer, monkeypatch):
     arch = Arch.for_data(30, 2, (4,))
     W0 = init_params(30, (4,), 1, "xavier_normal", [0, 1])
-    cfg = TrainConfig(iterations=30)
-    ref = train(W0, cancer, arch, cfg, lr=0.01, engine="numpy")
-    fused = train(W0, cancer, arch, cfg, lr=0.01, engine="fused")
-    auto = train(W0, cancer, arch, cfg, lr=0.01)
-    assert all(np.array_equal(a, b) for a, b in zip(auto.params, fused.params))
-    monkeypatch.setenv("SWEEP_ENGINE", "numpy")
-    forced = train(W0, cancer, arch, cfg, lr=0.01)
-    assert all(np.array_equal(a, b) for a, b in zip(forced.params, ref.params))
-    # minibatches are out of the fused scope: auto quietly takes numpy
-    monkeypatch.delenv("SWEEP_ENGINE")
-    mini = TrainConfig(iterations=10, batch_size=50)
-    a = train(W0, cancer, arch, mini, lr=0.01, order_seeds=[1, 2])
-    b = train(W0, cancer, arch, mini, lr=0.01, order_seeds=[1, 2], engine="numpy")
-    assert all(np.array_equal(x, y) for x, y in zip(a.params, b.params))
+    for cfg in (TrainConfig(iterations=30), TrainConfig(iterations=10, batch_size=50)):
+        ref = train(W0, cancer, arch, cfg, lr=0.01, order_seeds=[1, 2], engine="numpy")
+        fused = train(W0, cancer, arch, cfg, lr=0.01, order_seeds=[1, 2], engine="fused")
+        auto = train(W0, cancer, arch, cfg, lr=0.01, order_seeds=[1, 2])
+        assert all(np.array_equal(a, b) for a, b in zip(auto.params, fused.params))
+        monkeypatch.setenv("SWEEP_ENGINE", "numpy")
+        forced = train(W0, cancer, arch, cfg, lr=0.01, order_seeds=[1, 2])
+        assert all(np.array_equal(a, b) for a, b in zip(forced.params, ref.params))
+        monkeypatch.delenv("SWEEP_ENGINE")
 
 
 def test_elementary_functions_match_numpy():
     """The written-out exp, expm1 and log1p (vectorisable) against numpy, float64 and float32."""
-    from sweep.engine import fused as F
+    from sweep.engine import vmath as F
     rng = np.random.default_rng(0)
     x = np.concatenate([-np.geomspace(1e-300, 760, 1500), -rng.uniform(0, 40, 500), [0.0, -0.0, -np.inf]])
     t = np.concatenate([np.geomspace(1e-300, 1, 1500), rng.uniform(0, 1, 500), [0.0, 0.41421356, 1.0]])

@@ -200,3 +200,22 @@ def test_chunking_does_not_change_results(cancer):
     for k in one.diagnostics:
         np.testing.assert_allclose(one.diagnostics[k], three.diagnostics[k], rtol=0, atol=1e-12)
     np.testing.assert_allclose(one.curves["val_loss"], three.curves["val_loss"], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("engine", ["numpy", "fused"])
+def test_logging_fewer_steps_gives_the_same_curves_there(cancer, engine):
+    """``log_at`` evaluates only the steps a study stores: their values, the objective, weights and
+    diagnostics are those of a run logging every step."""
+    arch = Arch.for_data(30, 2, (5, 3), "tanh")
+    W0 = init_params(30, (5, 3), 1, "xavier_normal", [1, 2])
+    every = TrainConfig(OptimConfig("adam"), epochs=3, batch_size=64, log_every=1)
+    some = TrainConfig(OptimConfig("adam"), epochs=3, batch_size=64, log_at=(4, 9, 17))
+    a = train(W0, cancer, arch, every, lr=0.01, order_seeds=[3, 4], engine=engine)
+    b = train(W0, cancer, arch, some, lr=0.01, order_seeds=[3, 4], engine=engine)
+    assert list(b.steps) == [0, 4, 9, 17, 21]
+    rows = np.searchsorted(a.steps, b.steps)
+    for key in a.curves:
+        assert np.array_equal(a.curves[key][rows], b.curves[key])
+    assert np.array_equal(a.objective, b.objective) and all(np.array_equal(p, q) for p, q in zip(a.params, b.params))
+    for key in a.diagnostics:
+        assert np.array_equal(a.diagnostics[key], b.diagnostics[key], equal_nan=True), key
