@@ -284,10 +284,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from .analysis import AnalysisError
     from .analysis.kinds import KindError, parse_overrides
     from .analysis.table import constant_columns
-    from .report import analyze, write_report
+    from .report import analyze, warm_figure_workers, write_report
     path = Path(args.csv)
     if not path.exists():
         raise SpecError(f"no file {str(path)!r}")
+    warm_figure_workers()
     df = pd.read_csv(path)
     factors, seed_cols = _names(args.factors), _names(args.seed_cols)
     single = constant_columns(df, factors or [])

@@ -657,7 +657,7 @@ def halfwidth_vs_seeds(halfwidth: pd.DataFrame, *, ax: Axes | None = None) -> Ax
 
 
 # ------------------------------------------------------------------------------------------ 7. failures
-MAX_FAILURE_ROWS = 25   # configurations drawn in the failure-mode figure; the rest as one aggregate row
+from .analysis.diagnose import MAX_FAILURE_ROWS  # noqa: E402  (configurations drawn one per row; the rest aggregated)
 
 
 def _top_failures(failures: pd.DataFrame, modes: list[str], top: int) -> pd.DataFrame:

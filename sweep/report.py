@@ -10,6 +10,7 @@ import base64
 import html
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,17 +36,63 @@ def _binned(a: Analysis) -> pd.DataFrame:
     return df
 
 
-def build_figures(a: Analysis, fig_dir: Path) -> dict[str, Path]:
-    """Draw every figure the report uses into ``fig_dir``; returns ``{key: path}``."""
+def _figure_workers() -> int:
+    """Processes that draw the figures: ``SWEEP_REPORT_JOBS``, default the cores (at most 4)."""
+    env = os.environ.get("SWEEP_REPORT_JOBS", "")
+    return max(1, int(env)) if env.isdigit() else min(os.cpu_count() or 1, 4)
+
+
+def _warm() -> None:
+    """Import the figure modules and draw one small figure: the fonts and the first layout are slow."""
+    import io
     from . import figures as F
-    from . import surface_figures as SF
+    from . import surface_figures  # noqa: F401
+    fig, ax = F.new_figure(2, 2)
+    ax.plot([0, 1], [0, 1], label="x")
+    ax.legend()
+    ax.set_title("warm")
+    fig.savefig(io.BytesIO(), format="png", bbox_inches="tight")
+
+
+def warm_figure_workers() -> None:
+    """Start the drawing processes and their matplotlib import while the analysis runs."""
+    if _figure_workers() > 1:
+        from joblib.externals.loky import get_reusable_executor
+        ex = get_reusable_executor(max_workers=_figure_workers())
+        for _ in range(_figure_workers()):
+            ex.submit(_warm)
+
+
+class _Module:
+    """Names the figure functions without importing matplotlib in this process: ``F.heatmap`` is
+    ``("sweep.figures", "heatmap")``, imported where the figure is drawn."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __getattr__(self, attr: str) -> tuple[str, str]:
+        return (self.name, attr)
+
+
+def _draw_one(fn: tuple[str, str], args: tuple, kw: dict, w: float, h: float, path: Path) -> Path:
+    import importlib
+    from . import figures as F
+    fig, ax = F.new_figure(w, h)
+    getattr(importlib.import_module(fn[0]), fn[1])(*args, ax=ax, **kw)
+    return F.save(fig, path)
+
+
+def build_figures(a: Analysis, fig_dir: Path) -> dict[str, Path]:
+    """Draw every figure the report uses into ``fig_dir`` (in ``SWEEP_REPORT_JOBS`` processes; the
+    same files whatever the number); returns ``{key: path}``."""
+    from .analysis.diagnose import MAX_FAILURE_ROWS
+    from .analysis.sampled import strongest_categorical
+    F, SF = _Module("sweep.figures"), _Module("sweep.surface_figures")
     fig_dir.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, Path] = {}
+    jobs: dict[str, tuple] = {}
 
     def draw(key, fn, *args, w=6.4, h=4.0, **kw):
-        fig, ax = F.new_figure(w, h)
-        fn(*args, ax=ax, **kw)
-        paths[key] = F.save(fig, fig_dir / f"{key}.png")
+        jobs[key] = (fn, args, kw, w, h, fig_dir / f"{key}.png")
 
     df, m = a.runs.df, a.metric
     smooth = set(a.runs.smooth_factors)
@@ -55,7 +102,7 @@ def build_figures(a: Analysis, fig_dir: Path) -> dict[str, Path]:
         draw("variance_sources", F.variance_shares, a.variance, scope="seed sources", h=3.0)
     top = a.top_factors[:2]
     if a.surface is not None:
-        color = SF.strongest_categorical(a.surface, a.variance)
+        color = strongest_categorical(a.surface, a.variance)
         for f in smooth:
             draw(f"surface_{f}", SF.partial_dependence, df, a.surface, f, m, color if color != f else None,
                  log=a.kinds[f].log, w=7.2)
@@ -82,9 +129,15 @@ def build_figures(a: Analysis, fig_dir: Path) -> dict[str, Path]:
     if a.budget is not None and len(a.budget):
         draw("budget", SF.expected_best, a.budget, m, a.sampler or "random")
     if len(a.failures):
-        rows = min(len(a.failures), F.MAX_FAILURE_ROWS + 1)
+        rows = min(len(a.failures), MAX_FAILURE_ROWS + 1)
         draw("failures", F.failure_modes, a.failures, h=max(3.0, 0.28 * rows + 1.5))
-    return paths
+    n = min(_figure_workers(), len(jobs))
+    if n <= 1:
+        return {k: _draw_one(*job) for k, job in jobs.items()}
+    from joblib.externals.loky import get_reusable_executor
+    executor = get_reusable_executor(max_workers=_figure_workers())
+    futures = {k: executor.submit(_draw_one, *job) for k, job in jobs.items()}
+    return {k: futures[k].result() for k in jobs}
 
 
 # ------------------------------------------------------------------------------------------ writing
@@ -255,6 +308,7 @@ def report_dir(directory: Path, *, metric: str | None = None) -> dict[str, Path]
     """``sweep report DIR``: the report of a sweep results folder. Reads only the exported files:
     ``runs.csv``, ``curves.csv``, ``meta.json`` (objective, factor kinds, baseline, sampler) and, when
     ``sweep confirm`` ran, ``confirm/runs.csv``; ``spec.toml`` is shown, never parsed."""
+    warm_figure_workers()
     runs = pd.read_csv(directory / "runs.csv")
     curves_path = directory / "curves.csv"
     curves = pd.read_csv(curves_path) if curves_path.exists() else None

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from .analysis.sampled import SurfaceFit
+from .analysis.sampled import SurfaceFit, strongest_categorical  # noqa: F401  (re-exported)
 from .figures import _finish, _get_ax, _legend_outside, _no_data, _palette, _short_metric, metric_label
 
 __all__ = ["prepare_partial_dependence", "partial_dependence", "prepare_seed_sd", "seed_sd_along",
@@ -31,16 +31,6 @@ def _axis_grid(fit: SurfaceFit, factor: str, n: int = GRID) -> np.ndarray:
     m = fit.surface.mains[fit.surface.names.index(factor)]
     u = np.linspace(m.lo, m.hi, n)
     return 10 ** u if m.log else u
-
-
-def strongest_categorical(fit: SurfaceFit, variance: pd.DataFrame) -> str | None:
-    """The categorical factor with the largest share (the curves' colour), or None."""
-    s = fit.surface
-    cats = [f for f, m in zip(s.names, s.mains) if not m.smooth]
-    if not cats:
-        return None
-    v = variance[(variance["scope"] == "global") & (variance["method"] == "fanova")].set_index("source")["share"]
-    return max(cats, key=lambda f: float(v.get(f, 0.0)))
 
 
 def prepare_partial_dependence(fit: SurfaceFit, factor: str, color: str | None) -> pd.DataFrame:
@@ -88,6 +78,7 @@ def partial_dependence(runs: pd.DataFrame, fit: SurfaceFit, factor: str, metric:
     pal = _palette(len(levels))
     means = d.groupby("config", sort=False).agg(x=(factor, "first"), y=(metric, "mean"),
                                                  **({"c": (color, "first")} if color else {}))
+    lo, hi = float(d[metric].min()), float(d[metric].max())
     if len(d) > MAX_DOTS:            # an even subset of the runs as dots; every configuration mean is drawn
         d = d.iloc[np.linspace(0, len(d) - 1, MAX_DOTS).round().astype(int)]
     handles = []
@@ -103,6 +94,8 @@ def partial_dependence(runs: pd.DataFrame, fit: SurfaceFit, factor: str, metric:
         handles.append(line)
     if log:
         ax.set_xscale("log")
+    pad = 0.05 * (hi - lo) if hi > lo else 0.05
+    ax.set_ylim(lo - pad, hi + pad)  # the runs' range: a band where data are sparse does not flatten them
     ax.grid(True)
     ax.set_axisbelow(True)
     if color:

@@ -83,3 +83,21 @@ def test_conditional_rows_are_ranges_of_the_continuous_factor():
     sd = out[out["source"] == "seed sd"]
     assert len(sd) == len(scopes) and np.allclose(sd["share"], 0.06, rtol=0.3)
     assert fit is not None and fit.beta.shape == (51, fit.surface.X.shape[1])
+
+
+def test_resampled_seed_variance_is_centred_on_the_estimate():
+    """Resampling 5 seeds puts the draws' sample variance 20% low (E[s2*] = s2 (n - 1) / n); the
+    replicate correction centres them on the estimate, so the interval does not sit too high."""
+    from sweep.analysis import sampled as SA
+    from sweep.analysis.variance import _draws as seed_draws, _seed_design
+    runs = prepare(simulate(5, 60, 5, 0.0), "val_acc", ["lr", "hidden", "init"], ["seed"])
+    Y = runs.matrix()
+    rng = np.random.default_rng(0)
+    W, _ = seed_draws(_seed_design(runs), Y.shape[1], 400, rng)
+    s = SA.fit_runs(runs, Y)
+    V = SA._resample(rng, 400, Y.shape[0])
+    plain, _ = SA._draws(s, Y, W, V, select=False)
+    fixed, _ = SA._draws(s, Y, W, V, select=False, replicate=True)
+    assert plain[0, -1] == fixed[0, -1]
+    assert plain[1:, -1].mean() / plain[0, -1] == pytest.approx(0.8, abs=0.03)
+    assert fixed[1:, -1].mean() / fixed[0, -1] == pytest.approx(1.0, abs=0.03)

@@ -114,10 +114,27 @@ def _compare_paired(d: np.ndarray, n_boot: int, seed: int) -> dict:
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            p_value = float(stats.wilcoxon(d, zero_method="zsplit").pvalue)
+            p_value = _wilcoxon_p(d)
     return {"n_common": n, "mean_diff": float(d.mean()), "diff_ci_low": float(d_lo), "diff_ci_high": float(d_hi),
             "p_a_beats_b": float(wins.mean()), "p_ci_low": float(p_lo), "p_ci_high": float(p_hi),
             "wilcoxon_p": p_value, "seeds_needed": seeds_needed(d), "paired": True}
+
+
+def _signed_rank(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """The zsplit signed-rank statistic: ranks of |x| where x > 0, half ranks where x == 0."""
+    r = stats.rankdata(np.abs(x), axis=axis)
+    return np.sum(r * ((x > 0) + 0.5 * (x == 0)), axis=axis)
+
+
+def _wilcoxon_p(d: np.ndarray) -> float:
+    """``scipy.stats.wilcoxon(d, zero_method="zsplit").pvalue``; with ties or zeros and at most 13
+    differences (where scipy enumerates all sign flips one statistic at a time, 0.2 s at 10 seeds)
+    the same exact enumeration, vectorised."""
+    tied = np.unique(np.abs(d)).size < d.size or bool(np.any(d == 0))
+    if tied and d.size <= 13:
+        return float(stats.permutation_test((d,), _signed_rank, permutation_type="samples", vectorized=True,
+                                            n_resamples=np.inf).pvalue)
+    return float(stats.wilcoxon(d, zero_method="zsplit").pvalue)
 
 
 def _compare_unpaired(a: np.ndarray, b: np.ndarray, n_common: int, n_boot: int, seed: int) -> dict:

@@ -22,6 +22,7 @@ SARLE_MIN_N = 10
 UNTRAINED_TOL = 1e-12
 TINY_WEIGHT_CHANGE = 1e-3
 MAJORITY = 0.5
+MAX_FAILURE_ROWS = 25   # configurations drawn one per row in the failure-mode figure; the rest as one aggregate row
 
 
 def _numeric(df: pd.DataFrame, column: str) -> np.ndarray | None:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["KINDS", "FactorKind", "infer_kind", "resolve_kinds", "parse_overrides", "format_value",
-           "format_values", "kind_from_dimension"]
+           "format_values", "kind_from_dimension", "KindError", "smooth"]
 
 KINDS = ("categorical", "discrete", "continuous")
 SMOOTH_MIN_LEVELS = 6        # fewer distinct values: analysed as levels even when numeric

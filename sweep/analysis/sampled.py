@@ -9,13 +9,19 @@ explain; the seed is the within-configuration variance. Shares are of the total
 ``V_T`` the functional-ANOVA variance of term T (``fanova.py``).
 
 Intervals (95%): one bootstrap of ``B`` draws that resamples configurations (each with all its runs)
-for the surface, refitted with its smoothing parameters chosen again in every draw, and resamples the
-seed tuples (paired across configurations, pigeonhole for crossed designs) together with the
-configurations for the seed variance. Term and seed rows: basic bootstrap interval of the untruncated
-share; a term that Wood's (2013) Wald test cannot tell from zero (p > 0.05) gets a lower end of 0 and
-the bootstrap's 97.5th percentile as its upper end (the test uses each configuration's own seed
-noise, a sandwich covariance). The unexplained row: normal approximation of its moment estimator
-(``_unexplained_row``); resampled configurations would count their duplicates as independent.
+for the surface, refitted with the smoothing parameters of the fit, and resamples the seed tuples
+(paired across configurations; pigeonhole for crossed designs) together with the configurations for
+the seed variance. Term and seed rows: BCa interval (Efron 1987) of the untruncated share, the
+acceleration from a jackknife over configurations. A term that Wood's (2013) Wald test cannot tell
+from zero (p > 0.05) gets a lower end of 0 and as its upper end the 97.5th percentile of a second set
+of draws in which the smoothing parameters are chosen again (Fellner-Schall): with fixed smoothing a
+term near zero cannot come out of its penalty's null space, and its upper end would be too low. The
+test uses each configuration's own seed noise (a sandwich covariance). In replicate designs the
+resampled seed variance is rescaled by ``n_c / (n_c - 1)``, the resampling bias of a sample variance
+(with 5 seeds the draws are otherwise 20% low and the interval misses high truths). The unexplained
+row: normal approximation (lower end) and Satterthwaite chi-square (upper end) of its moment estimator,
+widened by the total's spread (``_unexplained_row``); resampled configurations would count their
+duplicates as independent.
 Measured coverage: ``docs/validation.md`` (``make validate``).
 """
 from __future__ import annotations
@@ -31,7 +37,7 @@ from .fanova import term_variances
 from .surface import Surface, fit_surface
 from .table import Runs
 
-__all__ = ["UNEXPLAINED", "SurfaceFit", "surface_rows", "fit_runs", "pd_curves"]
+__all__ = ["UNEXPLAINED", "SurfaceFit", "surface_rows", "fit_runs", "pd_curves", "strongest_categorical"]
 
 UNEXPLAINED = "unexplained by the surface"
 SEED = "seed (within configuration)"
@@ -81,15 +87,19 @@ class SurfaceFit:
 
 
 def _draws(s: Surface, Y: np.ndarray, W: np.ndarray, V: np.ndarray,
-           select: bool = True) -> tuple[np.ndarray, np.ndarray]:
+           select: bool = True, replicate: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Components ``(1 + B, n_terms + 2)`` per draw: the terms' variances, the unexplained variance
     (untruncated) and the seed variance, and the coefficients ``(1 + B, p)``. Row 0 is the estimate
-    (all weights one).
+    (all weights one). ``select``: smoothing parameters chosen again in every draw; ``replicate``:
+    ``W`` resamples seed tuples (multinomial), whose variance bias is then corrected.
 
     The unexplained variance is a moment estimator that allows every configuration its own seed
     noise: ``(sum_c r_c^2 - sum_c D_cc s2_c / n_c) / sum_c D_cc`` (``Surface.residual_weights``), with
     ``s2_c / n_c`` the variance of configuration c's mean."""
     ss, df = _within(Y, W)
+    if replicate and len(W) > 1:            # resampled seeds: E[s2*] = s2 (n - 1) / n
+        n = np.isfinite(Y).sum(axis=1).astype(float)
+        ss[1:] *= np.divide(n, n - 1.0, out=np.ones_like(n), where=n > 1)
     sig2 = (V * ss).sum(axis=1) / np.maximum((V * df).sum(axis=1), 1e-300)
     iterations = select_iterations(len(s.y)) if select else 0
     if len(V) > 1 and iterations:
@@ -161,26 +171,29 @@ def _resample(rng: np.random.Generator, n_boot: int, C: int) -> np.ndarray:
 
 
 def surface_rows(runs: Runs, Y: np.ndarray, W: np.ndarray, rng: np.random.Generator,
-                 ci_note: str) -> tuple[list[dict], dict[str, float], SurfaceFit]:
+                 ci_note: str, replicate: bool = True) -> tuple[list[dict], dict[str, float], SurfaceFit]:
     """The fANOVA rows of ``variance.csv`` for ``Y (C, S)`` with seed weights ``W (1 + B, S)`` (row 0
     all ones; the same draws as the other global rows), the main-effect share of every factor, and
-    the fitted surface with its bootstrap."""
+    the fitted surface with its bootstrap (fixed smoothing). ``replicate``: ``W`` resamples seed
+    tuples (not a pigeonhole design)."""
     with threadpool_limits(limits=1):       # many small solves: BLAS threads only contend
-        return _surface_rows(runs, Y, W, rng, ci_note)
+        return _surface_rows(runs, Y, W, rng, ci_note, replicate)
 
 
 def _surface_rows(runs: Runs, Y: np.ndarray, W: np.ndarray, rng: np.random.Generator,
-                  ci_note: str) -> tuple[list[dict], dict[str, float], SurfaceFit]:
+                  ci_note: str, replicate: bool) -> tuple[list[dict], dict[str, float], SurfaceFit]:
     s = fit_runs(runs, Y)
     C, n_boot = Y.shape[0], W.shape[0] - 1
     V = _resample(rng, n_boot, C)
-    comps, beta = _draws(s, Y, W, V)
+    comps, beta = _draws(s, Y, W, V, select=False, replicate=replicate)
     est = comps[0].copy()
     est[-2] = max(est[-2], 0.0)
     total = float(est.sum())
     raw = comps / comps.sum(axis=1, keepdims=True)
     ss, df = _within(Y, np.ones((1, Y.shape[1])))
     tests = s.term_tests(_mean_noise(ss, df)[0] + max(est[-2], 0.0))
+    jack = _jackknife(s, Y, rng) if n_boot else np.zeros((0, raw.shape[1]))
+    upper = _upper_ends(s, Y, W, V, raw, [p for _, p in tests], replicate)
     labels = [_term_label(s, T.factors) for T in s.terms]
     note = f"{FANOVA_NOTE}; {ci_note}; configurations resampled too"
     if Y.shape[0] < MIN_CONFIGS_INTERACTIONS and len(s.names) > 1:
@@ -188,12 +201,12 @@ def _surface_rows(runs: Runs, Y: np.ndarray, W: np.ndarray, rng: np.random.Gener
     rows = []
     for j, label in enumerate(labels):
         edf, p = tests[j]
-        lo, hi = _term_ci(raw[:, j], p)
+        lo, hi = (0.0, upper[j]) if p > 0.05 and n_boot else _bca(raw[:, j], jack[:, j])
         rows.append(_row(label, est[j] / total, lo, hi,
                          f"{note}; edf {edf:.2g}; Wald test of zero p = {p:.2g}" +
                          ("; lower end 0: not distinguishable from 0" if p > 0.05 else "")))
-    rows.append(_unexplained_row(s, Y, est, total))
-    lo, hi = _basic(raw[:, -1])
+    rows.append(_unexplained_row(s, Y, est, total, comps))
+    lo, hi = _bca(raw[:, -1], jack[:, -1]) if n_boot else (math.nan, math.nan)
     rows.append(_row(SEED, est[-1] / total, lo, hi, f"{note}; pooled within-configuration variance"))
     main = {labels[j]: rows[j]["share"] for j, T in enumerate(s.terms) if len(T.factors) == 1}
     return rows, main, SurfaceFit(s, beta, V)
@@ -204,39 +217,49 @@ def _row(source: str, share: float, lo: float, hi: float, note: str) -> dict:
             "method": "fanova", "note": note}
 
 
-def _basic(raw: np.ndarray) -> tuple[float, float]:
-    """Basic bootstrap interval of an untruncated share ``raw (1 + B,)`` (entry 0: the estimate),
-    clipped to [0, 1]."""
-    d = raw[1:][np.isfinite(raw[1:])]
-    if d.size == 0 or not np.isfinite(raw[0]):
-        return math.nan, math.nan
-    q_lo, q_hi = np.percentile(d, [2.5, 97.5])
-    return float(np.clip(2 * raw[0] - q_hi, 0, 1)), float(np.clip(2 * raw[0] - q_lo, 0, 1))
+def _upper_ends(s: Surface, Y: np.ndarray, W: np.ndarray, V: np.ndarray, raw: np.ndarray,
+                p: list[float], replicate: bool) -> np.ndarray:
+    """Upper ends ``(n_terms,)`` for terms not distinguishable from zero: the 97.5th percentile of
+    draws whose smoothing parameters are chosen again (the fixed-smoothing ``raw`` where every term
+    is significant, or where many configurations make the choice stable)."""
+    if not any(q > 0.05 for q in p) or len(V) < 2:
+        draws = raw
+    elif select_iterations(len(s.y)):
+        comps, _ = _draws(s, Y, W, V, select=True, replicate=replicate)
+        draws = comps / comps.sum(axis=1, keepdims=True)
+    else:
+        draws = raw
+    d = draws[1:, :len(p)]
+    return np.clip(np.nanpercentile(d, 97.5, axis=0), 0, 1) if len(d) else np.full(len(p), math.nan)
 
 
-def _term_ci(raw: np.ndarray, p: float) -> tuple[float, float]:
-    lo, hi = _basic(raw)
-    if p > 0.05 and raw.size > 1:
-        return 0.0, float(np.clip(np.percentile(raw[1:], 97.5), 0, 1))
-    return lo, hi
-
-
-def _unexplained_row(s: Surface, Y: np.ndarray, est: np.ndarray, total: float) -> dict:
-    """The unexplained component with a normal-approximation interval: residuals treated as
-    independent with variance ``D_cc (tau2 + v_c)``, each ``v_c = s2_c / n_c`` estimated from
-    ``n_c - 1`` degrees of freedom; clipped at 0."""
+def _unexplained_row(s: Surface, Y: np.ndarray, est: np.ndarray, total: float, comps: np.ndarray) -> dict:
+    """The unexplained component ``tau2`` (moment estimator, clipped at 0) with its interval. With
+    ``a = sum_c r_c^2 / sum D`` and ``b = sum_c D_cc v_c / sum D`` (``v_c = s2_c / n_c`` from the
+    configuration's own ``n_c - 1`` degrees of freedom), ``tau2 = a - b``. Lower end: normal
+    approximation of ``a - b`` (residuals independent, each with variance ``D_cc (tau2 + v_c)``);
+    upper end: ``a`` as a scaled chi-square (Satterthwaite), which keeps its right skew. Both divided
+    by the total and widened by the total's own spread on the log scale (configuration draws
+    ``comps (1 + B, k)``)."""
+    from scipy.stats import chi2
     ss, df = _within(Y, np.ones((1, Y.shape[1])))
     v, dfc = _mean_noise(ss, df)[0], df[0]
     D = s.residual_weights()
     r = s.y - s.X @ s.beta
-    tau2 = float((r @ r - D @ v) / D.sum())
-    var_r = float(np.sum(2.0 * (D * (max(tau2, 0.0) + v)) ** 2))
-    var_v = float(np.sum(np.divide(2.0 * (D * v) ** 2, dfc, out=np.zeros_like(v), where=dfc > 0)))
-    half = 1.96 * math.sqrt(var_r + var_v) / D.sum()
-    return _row(UNEXPLAINED, est[-2] / total, max(tau2 - half, 0.0) / total, max(tau2 + half, 0.0) / total,
+    a, b = float(r @ r) / D.sum(), float(D @ v) / D.sum()
+    tau2 = a - b
+    var_a = float(np.sum(2.0 * (D * (max(tau2, 0.0) + v)) ** 2)) / D.sum() ** 2
+    var_b = float(np.sum(np.divide(2.0 * (D * v) ** 2, dfc, out=np.zeros_like(v), where=dfc > 0))) / D.sum() ** 2
+    lo = max(tau2 - 1.96 * math.sqrt(var_a + var_b), 0.0)
+    nu = 2 * a * a / var_a if var_a > 0 else math.inf
+    hi = max((nu * a / chi2.ppf(0.025, nu) if math.isfinite(nu) else a) - b, 0.0)
+    tot = comps.sum(axis=1)
+    spread = float(np.std(np.log(tot[1:] / tot[0]))) if len(tot) > 2 and np.all(tot > 0) else 0.0
+    return _row(UNEXPLAINED, est[-2] / total, lo / total * math.exp(-1.96 * spread),
+                hi / total * math.exp(1.96 * spread),
                 "variance of the configuration means around the surface beyond their own seed noise "
-                "(each configuration's s2/n); negative estimates truncated at 0; CI: normal approximation of the "
-                "moment estimator (residuals independent, each with its own seed noise)")
+                "(each configuration's s2/n); negative estimates truncated at 0; CI: normal approximation (lower end) "
+                "and Satterthwaite chi-square (upper end) of the moment estimator, widened by the total's bootstrap spread")
 
 
 def pd_curves(s: Surface, factor: str, beta: np.ndarray, n_points: int = 80) -> pd.DataFrame:
@@ -261,3 +284,13 @@ def pd_curves(s: Surface, factor: str, beta: np.ndarray, n_points: int = 80) -> 
     curves = np.array(rows).T                            # (B, n_points)
     return pd.DataFrame({"x": np.repeat(grid[None, :], len(curves), axis=0).ravel(),
                          "draw": np.repeat(np.arange(len(curves)), len(grid)), "mean": curves.ravel()})
+
+
+def strongest_categorical(fit: SurfaceFit, variance: pd.DataFrame) -> str | None:
+    """The categorical factor with the largest share (the curves' colour), or None."""
+    s = fit.surface
+    cats = [f for f, m in zip(s.names, s.mains) if not m.smooth]
+    if not cats:
+        return None
+    v = variance[(variance["scope"] == "global") & (variance["method"] == "fanova")].set_index("source")["share"]
+    return max(cats, key=lambda f: float(v.get(f, 0.0)))

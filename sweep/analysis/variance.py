@@ -877,7 +877,7 @@ def decompose_fit(runs: Runs, *, n_boot: int = 1000, seed: int = 0,
         rows += _component_rows(ow, S)
     surface = None
     if runs.smooth_factors and C >= 2:
-        frows, main, surface = surface_rows(runs, Y, W, rng, ci_note)
+        frows, main, surface = surface_rows(runs, Y, W, rng, ci_note, replicate=design.kind != "crossed")
     else:
         frows, main = _factorial_rows(runs, Y, W, ow, fac)
     rows += frows
