@@ -180,6 +180,9 @@ def contour(runs: pd.DataFrame, fit: SurfaceFit, fx: str, fy: str, metric: str, 
     X = d["x"].to_numpy().reshape(nx, -1)
     Yg = d["y"].to_numpy().reshape(nx, -1)
     Z = d["fit"].to_numpy().reshape(nx, -1)
+    y = runs[metric].dropna()
+    if len(y):              # a fitted mean beyond every run is extrapolation: shown at the runs' range
+        Z = np.clip(Z, float(y.min()), float(y.max()))
     cs = ax.contourf(X, Yg, Z, levels=12, cmap="viridis")
     ax.figure.colorbar(cs, ax=ax, label=f"fitted {metric}")
     first = runs.drop_duplicates("config")
@@ -188,8 +191,9 @@ def contour(runs: pd.DataFrame, fit: SurfaceFit, fx: str, fy: str, metric: str, 
         ax.set_xscale("log")
     if logy:
         ax.set_yscale("log")
-    return _finish(ax, f"Fitted {_short_metric(metric).lower()} over {fx} and {fy} (others averaged); "
-                       f"configurations as dots", fx, fy)
+    return _finish(ax, f"Fitted {_short_metric(metric).lower()} over {fx} and {fy} (others averaged, "
+                       f"clipped to the runs' range); configurations as dots",
+                   fx + (" (log scale)" if logx else ""), fy + (" (log scale)" if logy else ""))
 
 
 def expected_best(budget: pd.DataFrame, metric: str, sampler: str, *, ax: Axes | None = None) -> Axes:

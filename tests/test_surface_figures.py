@@ -89,3 +89,12 @@ def test_expected_best_curve_rises_to_the_best_trial():
     assert np.all(np.diff(y) >= -1e-12) and y[-1] == pytest.approx(dodge) and y[-1] < values.max()
     assert y[0] == pytest.approx(values.mean())
     plt.close(ax.figure)
+
+
+def test_contour_does_not_extrapolate_beyond_the_runs():
+    df, variance, fit = _study(C=60, wd=True, seed=2)
+    ax = SF.contour(df, fit, "lr", "wd", "val_acc", logx=True, logy=True)
+    cs = [c for c in ax.get_children() if hasattr(c, "levels")][0]
+    assert cs.zmax <= df["val_acc"].max() + 1e-12 and cs.zmin >= df["val_acc"].min() - 1e-12
+    assert "log scale" in ax.get_xlabel() and "log scale" in ax.get_ylabel()
+    plt.close(ax.figure)

@@ -238,7 +238,9 @@ def _unexplained_row(s: Surface, Y: np.ndarray, est: np.ndarray, total: float, c
     ``a = sum_c r_c^2 / sum D`` and ``b = sum_c D_cc v_c / sum D`` (``v_c = s2_c / n_c`` from the
     configuration's own ``n_c - 1`` degrees of freedom), ``tau2 = a - b``. Lower end: normal
     approximation of ``a - b`` (residuals independent, each with variance ``D_cc (tau2 + v_c)``);
-    upper end: ``a`` as a scaled chi-square (Satterthwaite), which keeps its right skew. Both divided
+    upper end: the upper end of ``a`` minus the lower end of ``b``, each a scaled chi-square
+    (Satterthwaite), which keeps their skew and stays wide when a few noisy configurations carry
+    ``b``. Both divided
     by the total and widened by the total's own spread on the log scale (configuration draws
     ``comps (1 + B, k)``)."""
     from scipy.stats import chi2
@@ -251,8 +253,11 @@ def _unexplained_row(s: Surface, Y: np.ndarray, est: np.ndarray, total: float, c
     var_a = float(np.sum(2.0 * (D * (max(tau2, 0.0) + v)) ** 2)) / D.sum() ** 2
     var_b = float(np.sum(np.divide(2.0 * (D * v) ** 2, dfc, out=np.zeros_like(v), where=dfc > 0))) / D.sum() ** 2
     lo = max(tau2 - 1.96 * math.sqrt(var_a + var_b), 0.0)
-    nu = 2 * a * a / var_a if var_a > 0 else math.inf
-    hi = max((nu * a / chi2.ppf(0.025, nu) if math.isfinite(nu) else a) - b, 0.0)
+    m = b + max(tau2, 0.0)                   # E[a] under the fitted components (a itself can be ~0)
+    nu = 2 * m * m / var_a if var_a > 0 else math.inf
+    nu_b = 2 * b * b / var_b if var_b > 0 else math.inf
+    b_lo = nu_b * b / chi2.ppf(0.975, nu_b) if math.isfinite(nu_b) else b   # a few noisy configurations: b uncertain
+    hi = max((nu * a / chi2.ppf(0.025, nu) if math.isfinite(nu) else a) - b_lo, 0.0)
     tot = comps.sum(axis=1)
     spread = float(np.std(np.log(tot[1:] / tot[0]))) if len(tot) > 2 and np.all(tot > 0) else 0.0
     return _row(UNEXPLAINED, est[-2] / total, lo / total * math.exp(-1.96 * spread),
