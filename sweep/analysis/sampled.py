@@ -16,7 +16,8 @@ acceleration from a jackknife over configurations. A term that Wood's (2013) Wal
 from zero (p > 0.05) gets a lower end of 0 and as its upper end the 97.5th percentile of a second set
 of draws in which the smoothing parameters are chosen again (Fellner-Schall): with fixed smoothing a
 term near zero cannot come out of its penalty's null space, and its upper end would be too low. The
-test uses each configuration's own seed noise (a sandwich covariance). In replicate designs the
+test uses each configuration's own seed noise, moderated towards the pooled noise (a sandwich
+covariance). In replicate designs the
 resampled seed variance is rescaled by ``n_c / (n_c - 1)``, the resampling bias of a sample variance
 (with 5 seeds the draws are otherwise 20% low and the interval misses high truths). The unexplained
 row: normal approximation (lower end) and Satterthwaite chi-square (upper end) of its moment estimator,
@@ -129,6 +130,19 @@ def _mean_noise(ss: np.ndarray, df: np.ndarray) -> np.ndarray:
     return np.divide(ss, df * n, out=np.zeros_like(ss), where=df > 0)
 
 
+PRIOR_DF = 4.0   # pooled degrees of freedom each configuration's seed variance is moderated with
+
+
+def _moderated_noise(ss: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """Variance of each configuration's mean ``(C,)`` for the Wald test: its own seed variance
+    moderated towards the pooled one with ``PRIOR_DF`` degrees of freedom (Smyth 2004), so a
+    configuration whose seeds all gave the same value (a network that predicts one class) does not
+    count as a mean known exactly."""
+    pooled = float(ss.sum() / df.sum()) if df.sum() > 0 else 0.0
+    s2 = (ss + PRIOR_DF * pooled) / (df + PRIOR_DF)
+    return s2 / (df + 1.0)
+
+
 def _jackknife(s: Surface, Y: np.ndarray, rng: np.random.Generator, max_groups: int = 100) -> np.ndarray:
     """Shares ``(G, n_terms + 2)`` with each of ``G`` groups of configurations left out in turn
     (delete-one for up to ``max_groups`` configurations, else a random partition into that many
@@ -191,7 +205,7 @@ def _surface_rows(runs: Runs, Y: np.ndarray, W: np.ndarray, rng: np.random.Gener
     total = float(est.sum())
     raw = comps / comps.sum(axis=1, keepdims=True)
     ss, df = _within(Y, np.ones((1, Y.shape[1])))
-    tests = s.term_tests(_mean_noise(ss, df)[0] + max(est[-2], 0.0))
+    tests = s.term_tests(_moderated_noise(ss[0], df[0]) + max(est[-2], 0.0))
     jack = _jackknife(s, Y, rng) if n_boot else np.zeros((0, raw.shape[1]))
     upper = _upper_ends(s, Y, W, V, raw, [p for _, p in tests], replicate)
     labels = [_term_label(s, T.factors) for T in s.terms]
