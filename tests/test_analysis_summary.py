@@ -86,3 +86,19 @@ def test_summarize_without_eval_size_and_unknown_column():
     with pytest.raises(AnalysisError):
         summarize(df, ["width"])
     assert list(summarize(df, [], ["val_acc"], n_boot=50)["config"]) == ["all runs"]
+
+
+def test_describe_groups_equals_describe_of_each_group():
+    """The vectorised per-group summary is :func:`describe` of each group, bootstrap CI included."""
+    from sweep.analysis.summary import describe_groups
+    rng = np.random.default_rng(3)
+    sizes = [5, 5, 8, 1, 3]
+    values = np.concatenate([rng.normal(k, 1 + k, n) for k, n in enumerate(sizes)])
+    values[2] = np.nan                                   # a missing run
+    code = np.repeat(np.arange(len(sizes)), sizes)
+    table = describe_groups(values, code, len(sizes), n_boot=200, seed=4)
+    for g in range(len(sizes)):
+        one = describe(values[code == g], n_boot=200, seed=4)
+        for col in table.columns:
+            a, b = float(table.iloc[g][col]), float(one[col])
+            assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, rel=1e-12, abs=1e-12), (g, col)
