@@ -291,6 +291,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     warm_figure_workers()
     df = pd.read_csv(path)
     factors, seed_cols = _names(args.factors), _names(args.seed_cols)
+    if factors == ["none"]:          # a table of one configuration
+        factors = []
     single = constant_columns(df, factors or [])
     if single:
         raise SpecError(f"{path}: --factors {', '.join(single)}: column(s) with a single value "
@@ -373,8 +375,10 @@ def build_parser() -> argparse.ArgumentParser:
     an = sub.add_parser("analyze", help="the same analysis and report on any one-row-per-run CSV")
     an.add_argument("csv")
     an.add_argument("--metric", required=True, help="outcome column, e.g. val_acc")
-    an.add_argument("--factors", help="comma-separated columns that vary between configurations")
-    an.add_argument("--seed-cols", help="comma-separated columns identifying the seed (shared by configurations)")
+    an.add_argument("--factors", help="comma-separated columns that vary between configurations "
+                                      "('none': a table of one configuration)")
+    an.add_argument("--seed-cols", help="comma-separated columns identifying the seed (shared by configurations), any names: "
+                         "crossed, nested or drawn together")
     an.add_argument("--curves", help="optional long curves CSV (run_id, step, split, loss, acc)")
     an.add_argument("--lower-is-better", action="store_true", help="the metric is a loss")
     an.add_argument("--continuous", metavar="A,B", help="factors to treat as continuous (smooth effects; "

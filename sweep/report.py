@@ -219,7 +219,8 @@ def render(a: Analysis, finds: list[Finding], figs: dict[str, Path], *, title: s
          f"({'higher' if a.higher_is_better else 'lower'} is better), factors: {esc(', '.join(a.runs.factors) or 'none')}, "
          f"seed columns: {esc(', '.join(a.runs.seed_cols) or 'row order')}. Every number below is computed from "
          f"these runs; CIs are 95% bootstrap intervals over seeds (seeds resampled jointly across configurations, "
-         f"1000 draws, fixed generator seed; the interval type of each variance share is in its note).</p>"]
+         f"1000 draws, fixed generator seed; crossed and nested seed designs: generalized intervals of the mixed "
+         f"model; the interval type of each variance share is in its note).</p>"]
     md = [f"# {title}\n", f"{len(a.runs.df)} runs, metric **{a.metric}**, factors: {', '.join(a.runs.factors) or 'none'}. "
           "Every number is computed from these runs; CIs are 95% bootstrap intervals over seeds.\n"]
     if a.runs.dropped:
@@ -243,6 +244,13 @@ def render(a: Analysis, finds: list[Finding], figs: dict[str, Path], *, title: s
     section("variance")
     h.append(_html_table(a.variance, 200))
     md.append(_md_table(a.variance, 200))
+    if len(a.seed_plan):
+        intro = (f"Seed-design planner ({a.seed_layout}): levels needed to pin each seed-source share to "
+                 "±10 / ±5 percentage points (median 95% interval half-width over studies simulated from the "
+                 "fitted components); levels_*: this source alone changed, levels_*_all: every source with "
+                 "that many levels; empty: more than 50.")
+        h.append(f"<p>{esc(intro)}</p>" + _html_table(a.seed_plan))
+        md.append(f"\n{intro}\n\n" + _md_table(a.seed_plan))
     if len(a.importance):
         h.append("<p>Optuna hyperparameter importance on configuration means (spread over repeated evaluations):</p>")
         h.append(_html_table(a.importance))
@@ -283,8 +291,9 @@ def write_report(out_dir: Path, a: Analysis, *, title: str, spec_text: str | Non
     paths = {}
     for name, table in (("summary", a.summary), ("variance", a.variance), ("importance", a.importance),
                         ("ranking", a.ranking), ("comparisons", a.comparisons), ("halfwidth", a.halfwidth),
-                        ("failures", a.failures), ("budget", a.budget), ("confirm", a.confirm)):
-        if name in ("budget", "confirm") and (table is None or table.empty):
+                        ("failures", a.failures), ("budget", a.budget), ("confirm", a.confirm),
+                        ("seed_plan", a.seed_plan)):
+        if name in ("budget", "confirm", "seed_plan") and (table is None or table.empty):
             continue                    # only studies that have them (independent samplers; sweep confirm)
         paths[name] = out_dir / f"{name}.csv"
         table.to_csv(paths[name], index=False)

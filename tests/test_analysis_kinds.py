@@ -41,9 +41,9 @@ def test_overrides_and_their_errors():
     with pytest.raises(KindError, match="'depth', which is not a factor"):
         resolve_kinds(first, ["lr"], overrides=parse_overrides(["depth"], []))
     # through prepare: an AnalysisError naming the column
-    df = first.assign(seed=0, y=1.0)
+    df = first.assign(y=1.0)
     with pytest.raises(AnalysisError, match="column 'act' is not numeric"):
-        prepare(df, "y", ["lr", "act"], ["seed"], overrides=parse_overrides(["act"], []))
+        prepare(df, "y", ["lr", "act"], overrides=parse_overrides(["act"], []))
 
 
 def test_labels_are_short_and_unique():

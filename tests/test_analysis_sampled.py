@@ -89,11 +89,11 @@ def test_resampled_seed_variance_is_centred_on_the_estimate():
     """Resampling 5 seeds puts the draws' sample variance 20% low (E[s2*] = s2 (n - 1) / n); the
     replicate correction centres them on the estimate, so the interval does not sit too high."""
     from sweep.analysis import sampled as SA
-    from sweep.analysis.variance import _draws as seed_draws, _seed_design
+    from sweep.analysis.resample import seed_weights
     runs = prepare(simulate(5, 60, 5, 0.0), "val_acc", ["lr", "hidden", "init"], ["seed"])
     Y = runs.matrix()
     rng = np.random.default_rng(0)
-    W, _ = seed_draws(_seed_design(runs), Y.shape[1], 400, rng)
+    W = seed_weights(Y.shape[1], 400, rng)
     s = SA.fit_runs(runs, Y)
     V = SA._resample(rng, 400, Y.shape[0])
     plain, _ = SA._draws(s, Y, W, V, select=False)

@@ -10,7 +10,8 @@ import pytest
 from statsmodels.formula.api import ols
 from statsmodels.stats.anova import anova_lm
 
-from sweep.analysis.table import prepare
+from sweep.analysis.table import AnalysisError, prepare
+from sweep.analysis import resample
 from sweep.analysis import variance as V
 from sweep.analysis.variance import COLUMNS, decompose, factorial_ss, optuna_importance
 
@@ -74,66 +75,6 @@ def _exact_var(rng: np.random.Generator, n: int, var: float) -> np.ndarray:
     return x * np.sqrt(var / x.var(ddof=1))
 
 
-def test_crossed_seed_sources_recover_known_components():
-    # Random effects init (8 levels, var 4), order (8, var 1), split (6, var 2), error var 1, fully
-    # crossed in each of 20 configurations, drawn independently per configuration. The ANOVA
-    # estimators are unbiased for the variance of the levels actually drawn; to test the estimator
-    # and not the luck of 8 draws, each configuration's effects are rescaled to have sample variance
-    # (ddof=1) exactly 4, 1, 2. True shares of the seed variance: 4/8, 1/8, 2/8, and 1/8 for the
-    # residual (three-way interaction + error); the two-way interactions are 0.
-    rng = np.random.default_rng(1)
-    I, O, P = np.meshgrid(np.arange(8), np.arange(8), np.arange(6), indexing="ij")
-    frames = []
-    for cfg in range(20):
-        ui, uo, us = _exact_var(rng, 8, 4.0), _exact_var(rng, 8, 1.0), _exact_var(rng, 6, 2.0)
-        y = 0.1 * cfg + ui[I] + uo[O] + us[P] + rng.normal(size=I.shape)
-        frames.append(pd.DataFrame({"lr": cfg, "seed_init": I.ravel(), "seed_order": O.ravel(),
-                                    "seed_split": P.ravel(), "y": y.ravel()}))
-    runs = prepare(pd.concat(frames, ignore_index=True), "y", ["lr"])
-    out = decompose(runs, n_boot=20, conditional=False)
-    seed = rows(out, "seed sources")
-    assert set(seed["method"]) == {"component"}
-    truth = {"init": 0.5, "order": 0.125, "split": 0.25, "init" + X + "order": 0.0,
-             "init" + X + "split": 0.0, "order" + X + "split": 0.0,
-             "residual (init × order × split interaction and error)": 0.125}
-    assert set(seed.index) == set(truth)
-    for src, t in truth.items():
-        assert seed.loc[src, "share"] == pytest.approx(t, abs=0.02), src
-    assert seed["share"].sum() == pytest.approx(1.0, abs=1e-12)
-    assert "random-effects bootstrap" in seed.loc["init", "note"]
-    assert "basic bootstrap" in seed.loc["init", "note"]
-    assert (seed["ci_low"] <= seed["share"] + 1e-12).all() and (seed["share"] <= seed["ci_high"] + 1e-12).all()
-
-
-def test_crossed_components_exact_without_noise():
-    # y = u_init + u_order + u_split exactly: MS of every interaction is 0, so the estimators return
-    # each source's sample variance (ddof=1) and a zero residual, without error.
-    ui, uo, us = np.array([0.0, 1.0, 3.0, -1.0]), np.array([2.0, -2.0, 0.5]), np.array([1.0, -1.0])
-    A = (ui[:, None, None] + uo[None, :, None] + us[None, None, :])[None]
-    terms, comps = V._crossed_components(A)
-    assert terms == [(0,), (1,), (2,), (0, 1), (0, 2), (1, 2)]
-    np.testing.assert_allclose(comps, [ui.var(ddof=1), uo.var(ddof=1), us.var(ddof=1), 0, 0, 0, 0],
-                               atol=1e-12)
-
-
-def test_crossed_needs_full_crossing_and_omits_constant_sources():
-    # init x split crossed (order == init would merge them, so order is held at 0): order is omitted
-    rng = np.random.default_rng(2)
-    I, P = np.meshgrid(np.arange(5), np.arange(4), indexing="ij")
-    frames = [pd.DataFrame({"lr": c, "seed_init": I.ravel(), "seed_order": 0, "seed_split": P.ravel(),
-                            "y": rng.normal(size=I.size)}) for c in range(3)]
-    out = decompose(prepare(pd.concat(frames), "y", ["lr"]), n_boot=10, conditional=False)
-    seed = rows(out, "seed sources")
-    assert list(seed.index) == ["init", "split", "residual (init × split interaction and error)"]
-    # the same tuples, but not a crossing (5 x 4 levels, only 10 tuples): no separation claimed
-    df = pd.concat(frames)
-    df = df[(df["seed_init"] + df["seed_split"]) % 2 == 0]
-    out = decompose(prepare(df, "y", ["lr"]), n_boot=10, conditional=False)
-    seed = rows(out, "seed sources")
-    assert list(seed.index) == ["seed (all sources together)"]
-    assert "cannot be separated" in seed["note"].iloc[0]
-
-
 # ------------------------------------------------------------------ exact sums of squares
 
 
@@ -173,7 +114,7 @@ def test_factorial_ss_matches_statsmodels_three_factors():
 
 def test_factorial_ss_refuses_unbalanced():
     df = _three_factor_table(np.random.default_rng(5)).iloc[1:]
-    with pytest.raises(V.AnalysisError, match="balanced"):
+    with pytest.raises(AnalysisError, match="balanced"):
         factorial_ss(prepare(df, "y", ["a", "b", "c"]))
 
 
@@ -330,8 +271,7 @@ def test_bootstrap_is_reproducible_and_keeps_pairing():
     # difference; with pairing kept, the between-configuration SS does not move across draws
     shared = np.random.default_rng(16).normal(0, 5, size=10)
     Y = np.tile(np.arange(12.0)[:, None], (1, 10)) + shared[None, :]
-    design = V._seed_design(runs)
-    W, _ = V._draws(design, 10, 100, np.random.default_rng(0))
+    W = resample.seed_weights(10, 100, np.random.default_rng(0))
     ow = V._oneway(Y, W)
     np.testing.assert_allclose(ow.ss_between, 10 * ((np.arange(12.0) - 5.5) ** 2).sum(), rtol=1e-9)
 
@@ -397,7 +337,7 @@ def test_interval_kinds_are_stated_and_bias_corrected():
     assert b["ci_low"] == pytest.approx(1 - w["ci_high"], abs=1e-9)
     assert b["ci_high"] == pytest.approx(1 - w["ci_low"], abs=1e-9)
     Y = runs.matrix()
-    W, _ = V._draws(V._seed_design(runs), Y.shape[1], 400, np.random.default_rng(1))
+    W = resample.seed_weights(Y.shape[1], 400, np.random.default_rng(1))
     ow = V._oneway(Y, W)
     pct = np.percentile(ow.ss_between[1:] / ow.ss_total[1:], [2.5, 97.5])
     assert b["ci_low"] < pct[0] and b["ci_high"] < pct[1]
@@ -406,27 +346,6 @@ def test_interval_kinds_are_stated_and_bias_corrected():
     lo, hi = V._levels(20)
     assert lo == pytest.approx(1.59, abs=0.02) and hi == pytest.approx(98.41, abs=0.02)
     assert V._levels(None) == (2.5, 97.5)
-
-
-def test_crossed_bootstrap_population_has_the_estimated_components():
-    # the random-effects bootstrap rebuilds the data from rescaled effects: its population components
-    # are the (truncated) estimates, which the unbiased ANOVA estimators recover on average
-    rng = np.random.default_rng(22)
-    I, O, P = np.meshgrid(np.arange(5), np.arange(4), np.arange(3), indexing="ij")
-    A = np.array([2 * rng.normal(size=5)[I] + rng.normal(size=4)[O] + 1.5 * rng.normal(size=3)[P]
-                  + rng.normal(size=I.shape) for _ in range(6)])
-    _, est = V._crossed_components(A)
-    draws = V._crossed_bootstrap(A, est, 4000, np.random.default_rng(0))
-    target = np.maximum(est, 0.0)
-    np.testing.assert_allclose(draws.mean(axis=0), target, atol=0.06 * target.max())
-    # with the truth at 0 the draws scatter around 0 (no pile-up from truncation)
-    assert np.all(draws[:, target == 0].mean(axis=0) < 0.02 * target.max())
-    # no noise: every draw reproduces the pure main effects exactly (no interaction or residual)
-    A0 = np.array([rng.normal(size=5)[I] + rng.normal(size=4)[O] for _ in range(3)])
-    _, est0 = V._crossed_components(A0)
-    assert np.all(est0[3:] == 0.0)
-    d0 = V._crossed_bootstrap(A0, est0, 50, np.random.default_rng(1))
-    assert np.all(d0[:, 2:] == 0.0)
 
 
 # ----------------------------------------------------------------------------- optuna

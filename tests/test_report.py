@@ -156,3 +156,64 @@ def test_analyze_cli_on_a_sampled_foreign_csv(tmp_path, capsys):
                  "--categorical", "width", "--out", str(tmp_path / "o2")]) == 0
     v2 = pd.read_csv(tmp_path / "o2" / "variance.csv")
     assert "width" in set(v2[v2["method"] == "fanova"]["source"])
+
+
+def _plates(rng, n_cfg=3):
+    """A table from another field: treatments under a column named ``config`` (sweep's own internal name),
+    random factors plate (5) x sample (4) crossed and shared by every treatment, metric ``acc``."""
+    plate, sample = rng.normal(0, 0.03, 5), rng.normal(0, 0.01, 4)
+    return pd.DataFrame([{"config": f"t{c}", "plate": p, "sample": s,
+                          "acc": 0.8 + 0.02 * c + plate[p] + sample[s] + rng.normal(0, 0.005)}
+                         for c in range(n_cfg) for p in range(5) for s in range(4)])
+
+
+def test_analyze_cli_any_seed_columns_one_configuration_and_internal_names(tmp_path, capsys):
+    rng = np.random.default_rng(11)
+    csv = tmp_path / "plates.csv"
+    _plates(rng).to_csv(csv, index=False)
+    assert main(["analyze", str(csv), "--metric", "acc", "--factors", "config", "--seed-cols", "plate,sample",
+                 "--out", str(tmp_path / "a")]) == 0
+    v = pd.read_csv(tmp_path / "a" / "variance.csv")
+    src = v[v["scope"] == "seed sources"].set_index("source")
+    assert {"plate (shared)", "plate × configuration", "sample (shared)"} <= set(src.index)
+    assert src.loc["plate (shared)", "share"] == src["share"].max()
+    summ = pd.read_csv(tmp_path / "a" / "summary.csv")          # was header-only for --metric acc
+    assert len(summ) == 3 and set(summ["metric"]) == {"acc"} and summ["mean"].notna().all()
+    assert "crossed: plate 5 × sample 4" in (tmp_path / "a" / "findings.txt").read_text()
+    # one configuration, no factor column at all: inferred, and --factors none says the same
+    one = tmp_path / "one.csv"
+    _plates(rng, 1).drop(columns="config").to_csv(one, index=False)
+    for extra in ([], ["--factors", "none"]):
+        out = tmp_path / f"one{len(extra)}"
+        assert main(["analyze", str(one), "--metric", "acc", "--seed-cols", "plate,sample", "--out", str(out),
+                     *extra]) == 0
+        v = pd.read_csv(out / "variance.csv")
+        assert {"plate", "sample"} <= set(v[v["scope"] == "seed sources"]["source"])
+    capsys.readouterr()
+    bad = _plates(rng)
+    bad[bad["sample"] == 0].to_csv(csv, index=False)
+    assert main(["analyze", str(csv), "--metric", "acc", "--factors", "config", "--seed-cols", "plate,sample"]) == 2
+    assert "'sample' take a single value" in capsys.readouterr().err
+    bad.assign(acc=np.nan).to_csv(csv, index=False)
+    assert main(["analyze", str(csv), "--metric", "acc", "--factors", "config", "--seed-cols", "plate,sample"]) == 2
+    assert "no finite value" in capsys.readouterr().err
+
+
+def test_importance_follows_the_direction_of_a_minimised_metric():
+    # the lowest losses are set by a alone, the highest by b: PED-ANOVA's top set must be the low ones
+    from sweep.analysis import prepare
+    from sweep.analysis.importance import optuna_importance
+    rows = [{"config_id": f"{a}-{b}", "a": a, "b": b, "seed_init": s, "seed_order": s, "seed_split": 0,
+             "val_loss": 1.0 - 0.8 * (a == 0) + 0.1 * b + 0.001 * s}
+            for a in range(6) for b in range(6) for s in range(3)]
+    df = pd.DataFrame(rows)
+    a = analyze(df, metric="val_loss", factors=["a", "b"], n_boot=50)
+    assert not a.higher_is_better
+    ped = a.importance[a.importance["evaluator"] == "ped_anova"].set_index("factor")["importance_mean"]
+    runs = prepare(df, "val_loss", ["a", "b"])
+    low = optuna_importance(runs, direction="minimize")
+    want = low[low["evaluator"] == "ped_anova"].set_index("factor")["importance_mean"]
+    pd.testing.assert_series_equal(ped, want)
+    assert ped["a"] > ped["b"]
+    high = optuna_importance(runs, direction="maximize")
+    assert high[high["evaluator"] == "ped_anova"].set_index("factor")["importance_mean"]["a"] < ped["a"]

@@ -1,7 +1,7 @@
 """Coverage study of the bootstrap CIs in ``sweep.analysis.variance.decompose``.
 
-Run: ``.venv/bin/python tools/validate_variance.py [--sims 1000] [--other-sims 400] [--draws 1000]
-[--jobs 2]`` (``make validate``): about 140 s of CPU time, 1.5 minutes on 2 idle cores (5 minutes
+Run: ``.venv/bin/python tools/validate_variance.py [--sims 1000] [--other-sims 400] [--crossed-sims 400] [--draws 1000]
+[--jobs 2]`` (``make validate``): about 11 minutes on 2 idle cores, 9 of them the five crossed studies (longer
 when the cores are shared with other jobs). For every checked row it prints the truth
 that row's CI targets, the Monte Carlo mean of the estimate, the coverage of that truth, "OK" when the
 coverage is within 93-97% and "OUT" otherwise (Monte Carlo SE of a coverage near 95%: 0.7 points at
@@ -20,8 +20,10 @@ The truths (each row's ``target``):
 * ``component share`` (``method = component``, scope global): sigma2_config / (sigma2_config +
   sigma^2) with sigma2_config = sum_c n_c (mu_c - mu_n)^2 / ((C - 1) n0) (= sum_c (mu_c - mu)^2 /
   (C - 1) when balanced), what (MS_between - MS_within) / n0 estimates for fixed configurations.
-* ``population share`` (scope "seed sources"): the random-effects variance of each seed source (and
-  interaction) over the total seed variance, as simulated.
+* ``population share`` (scope "seed sources"): the variance of each seed-source part (shared or
+  configuration-specific; interactions lumped as the report lumps them) over the total seed variance,
+  as simulated. In crossed designs the eta2 truths account for shared effects, which cancel between
+  configurations (``crossed_truth``).
 
 Studies:
 
@@ -32,13 +34,16 @@ Studies:
    the "higher-order interactions" row.
 3. ``unbalanced``: design 1 with the same 12 of 240 runs missing in every simulation: Type II rows
    and the n0 components.
-4. ``crossed``: design 1's grid with init 5 x order 4 x split 3 crossed seeds per configuration,
-   random effects with variances init 4, order 1, split 2, init x split 1, error 1 (x 0.02^2), drawn
-   independently per configuration; init x order and order x split are 0 (truth on the boundary:
-   any interval reaching 0 covers it).
-5. ``crossed, shared``: as 4, but every configuration sees the same seed effects (the same init /
-   order / split level helps or hurts every configuration alike; only the error is per
-   configuration): shows what 3-5 levels per source can and cannot support.
+4. ``crossed, ...``: design 1's grid (12 configurations) on a crossed init x order x split seed design
+   (the same seed tuples for every configuration), five studies: ``shared`` (every seed effect the same
+   for every configuration: a hard split is hard for all of them; variances init 2, order 1, split 4,
+   init x split 1/2, error 1, in units of SIGMA^2), ``independent`` (the same variances drawn afresh per
+   configuration), and ``mix`` (shared init 1, order 1/2, split 3, init x split 0.3; per configuration
+   init 2, order 1/2, split 1/2, init x order 0.3; error 1) at 5 x 4 x 3, 3 x 3 x 3 and 10 x 5 x 4
+   levels. Checked: every seed-source row (shares of the seed variance: each source's shared part, its
+   configuration-specific part, the interactions, the residual; generalized intervals of the mixed
+   model) and the global rows (eta2 and component, whose intervals in crossed designs also come from
+   the mixed model). Rows whose truth is 0 are on the boundary (an interval reaching 0 covers them).
 """
 from __future__ import annotations
 
@@ -48,6 +53,7 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -82,12 +88,10 @@ MU3 = MU[:, :, None] + _D[None, None, :] + np.array([0.004, 0.0, -0.004])[:, Non
 # unbalanced: the same missing runs (config index, seed index) in every simulation
 MISSING = [(0, 1), (0, 7), (1, 3), (2, 2), (2, 15), (4, 9), (5, 0), (6, 18), (8, 4), (9, 11), (10, 6), (11, 19)]
 # crossed seed design: variances (in units of SIGMA^2) and levels
-CROSSED_VAR = {"init": 4.0, "order": 1.0, "split": 2.0, "init × split": 1.0, "error": 1.0}
-CROSSED_LEVELS = (5, 4, 3)
-RESIDUAL_LABEL = "residual (init × order × split interaction and error)"
+RESIDUAL_LABEL = "residual (configuration × init × order × split interaction and error)"
 
 INTERVAL = {"eta2": "basic, logit, bias-corr., expanded", "typeII": "basic, logit, bias-corr., expanded",
-            "component": "basic, bias-corr., expanded", "sources": "basic, bias-corr., RE bootstrap",
+            "component": "basic, bias-corr., expanded", "gpq": "generalized (GPQ)",
             "sd": "percentile"}
 
 
@@ -210,42 +214,86 @@ def sim_unbalanced(i: int, draws: int) -> pd.DataFrame:
     return out[out["scope"] == "global"].assign(sim=i)
 
 
-def crossed_truth() -> dict[str, float]:
-    tot = sum(CROSSED_VAR.values())
-    return {"init": CROSSED_VAR["init"] / tot, "order": CROSSED_VAR["order"] / tot,
-            "split": CROSSED_VAR["split"] / tot, "init × order": 0.0,
-            "init × split": CROSSED_VAR["init × split"] / tot, "order × split": 0.0,
-            RESIDUAL_LABEL: CROSSED_VAR["error"] / tot}
+SOURCES = ("init", "order", "split")
 
 
-def _crossed(i: int, draws: int, shared: bool) -> pd.DataFrame:
-    rng = np.random.default_rng((60_000 if shared else 50_000) + i)
-    a, b, c = CROSSED_LEVELS
-    I, O, P = np.meshgrid(np.arange(a), np.arange(b), np.arange(c), indexing="ij")
-    sd = {k: SIGMA * np.sqrt(v) for k, v in CROSSED_VAR.items()}
+def _label(key: tuple[str, ...]) -> str:
+    """The variance.csv row a simulated term belongs to: key = ("s" shared | "c" per configuration, sources...)."""
+    kind, srcs = key[0], key[1:]
+    if kind == "c" and len(srcs) == len(SOURCES):
+        return RESIDUAL_LABEL
+    if len(srcs) >= 2:
+        return "interactions of seed sources" + (" (shared)" if kind == "s" else " × configuration")
+    return f"{srcs[0]} (shared)" if kind == "s" else f"{srcs[0]} × configuration"
 
-    def effects() -> np.ndarray:
-        return (rng.normal(0, sd["init"], a)[I] + rng.normal(0, sd["order"], b)[O] + rng.normal(0, sd["split"], c)[P]
-                + rng.normal(0, sd["init × split"], (a, c))[I, P])
 
-    common = effects()
-    frames = []
-    for li, lr in enumerate(LR):
-        for hi, hidden in enumerate(HIDDEN):
-            y = MU[li, hi] + (common if shared else effects()) + rng.normal(0, sd["error"], I.shape)
-            frames.append(pd.DataFrame({"lr": lr, "hidden": hidden, "seed_init": I.ravel(),
-                                        "seed_order": O.ravel(), "seed_split": P.ravel(), "val_acc": y.ravel()}))
+def crossed_truth(var: dict[tuple[str, ...], float], levels: tuple[int, ...]) -> dict:
+    """Truths of a crossed study: seed-source shares of the total seed variance, the global component
+    rows sigma2_config / (sigma2_config + sigma2_seed) and the global eta2 rows E[SS] / E[SS_total]
+    (shared effects cancel between configurations: a configuration mean's noise is the sum over the
+    configuration-specific terms of sigma2_U / (levels of U's sources))."""
+    tot = sum(var.values())
+    out: dict = {}
+    for key, v in var.items():
+        out[_label(key)] = out.get(_label(key), 0.0) + v / tot
+    for lab in {_label(("s", s)) for s in SOURCES} | {_label(("c", s)) for s in SOURCES}:
+        out.setdefault(lab, 0.0)
+    s2 = SIGMA ** 2
+    C, S = MU.size, int(np.prod(levels))
+    n_of = dict(zip(SOURCES, levels))
+    theta = float(((MU - MU.mean()) ** 2).sum() / (C - 1)) / s2
+    icc = theta / (theta + tot)
+    for src, val in ((V.BETWEEN, icc), (V.WITHIN, 1 - icc), (V.ICC, icc)):
+        out[("global", src, "component")] = val
+    v_mean = sum(v / np.prod([n_of[x] for x in k[1:]]) for k, v in var.items() if k[0] == "c")
+    e_within = C * S * sum(v * (1 - 1 / np.prod([n_of[x] for x in k[1:]])) for k, v in var.items())
+    ss_mu = {"between": S * float(((MU - MU.mean()) ** 2).sum()) / s2}
+    terms = [(0,), (1,), (0, 1)]
+    for T, v in V._term_ss(MU[None], terms).items():
+        ss_mu[V._term_label(T, ["lr", "hidden"])] = float(v[0]) * S / s2
+    dfs = {"lr": 2, "hidden": 3, "lr × hidden": 6}
+    e_between = ss_mu["between"] + (C - 1) * S * v_mean
+    e_tot = e_between + e_within
+    out[("global", V.BETWEEN, "eta2")] = e_between / e_tot
+    out[("global", V.WITHIN, "eta2")] = e_within / e_tot
+    out[("global", V.RESIDUAL, "eta2")] = e_within / e_tot
+    for src, d in dfs.items():
+        out[("global", src, "eta2")] = (ss_mu[src] + d * S * v_mean) / e_tot
+    return out
+
+
+# variances in units of SIGMA^2: ("s", ...) shared by every configuration, ("c", ...) drawn per configuration
+_SHARED = {("s", "init"): 2.0, ("s", "order"): 1.0, ("s", "split"): 4.0, ("s", "init", "split"): 0.5,
+           ("c", "init", "order", "split"): 1.0}
+_INDEP = {("c",) + k[1:]: v for k, v in _SHARED.items()}
+_MIX = {("s", "init"): 1.0, ("s", "order"): 0.5, ("s", "split"): 3.0, ("c", "init"): 2.0, ("c", "order"): 0.5,
+        ("c", "split"): 0.5, ("s", "init", "split"): 0.3, ("c", "init", "order"): 0.3,
+        ("c", "init", "order", "split"): 1.0}
+CROSSED_STUDIES = {"crossed, shared 5x4x3": (_SHARED, (5, 4, 3)), "crossed, independent 5x4x3": (_INDEP, (5, 4, 3)),
+                   "crossed, mix 5x4x3": (_MIX, (5, 4, 3)), "crossed, mix 3x3x3": (_MIX, (3, 3, 3)),
+                   "crossed, mix 10x5x4": (_MIX, (10, 5, 4))}
+
+
+def sim_crossed(i: int, draws: int, study: str) -> pd.DataFrame:
+    var, levels = CROSSED_STUDIES[study]
+    rng = np.random.default_rng([70_000, list(CROSSED_STUDIES).index(study), i])
+    grids = np.meshgrid(*[np.arange(n) for n in levels], indexing="ij")
+    n_of = dict(zip(SOURCES, levels))
+    C = MU.size
+    y = np.broadcast_to(MU.reshape(C, *[1] * len(levels)), (C, *levels)).copy()
+    for key, v in var.items():
+        srcs = key[1:]
+        ix = tuple(grids[SOURCES.index(x)] for x in srcs)
+        eff = rng.normal(0.0, SIGMA * np.sqrt(v), size=(C if key[0] == "c" else 1, *[n_of[x] for x in srcs]))
+        y += eff[(slice(None), *ix)]
+    li, hi = np.unravel_index(np.arange(C), MU.shape)
+    frames = [pd.DataFrame({"lr": LR[li[c]], "hidden": HIDDEN[hi[c]], "seed_init": grids[0].ravel(),
+                            "seed_order": grids[1].ravel(), "seed_split": grids[2].ravel(), "val_acc": y[c].ravel()})
+              for c in range(C)]
     out = decompose(prepare(pd.concat(frames, ignore_index=True), "val_acc", ["lr", "hidden"]), n_boot=draws,
                     seed=i, conditional=False)
-    return out[out["scope"] == "seed sources"].assign(sim=i)
-
-
-def sim_crossed(i: int, draws: int) -> pd.DataFrame:
-    return _crossed(i, draws, False)
-
-
-def sim_crossed_shared(i: int, draws: int) -> pd.DataFrame:
-    return _crossed(i, draws, True)
+    keep = (out["scope"] == V.SEED_SCOPE) | ((out["scope"] == "global") & out["method"].isin(["eta2", "component"]))
+    return out[keep].assign(sim=i)
 
 
 # ------------------------------------------------------------------------------------- summary
@@ -260,7 +308,7 @@ def summarize(study: str, res: pd.DataFrame, truth: dict, info: dict | None = No
         t = truth[key]
         cov = float(((g["ci_low"] <= t) & (t <= g["ci_high"])).mean())
         row = {"study": study, "scope": scope, "source": src, "method": method,
-               "interval": INTERVAL["sources" if scope == V.SEED_SCOPE else method],
+               "interval": INTERVAL["gpq" if "generalized" in g["note"].iloc[0] else method],
                "target": ("population share" if scope == V.SEED_SCOPE else
                           "component share" if method == "component" else "E[SS]/E[SS_tot]"),
                "truth": t, "mc_mean": g["share"].mean(), "n": len(g), "coverage": cov,
@@ -280,7 +328,7 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--other-sims", type=int, default=400,
                     help="simulations of the three-factor, unbalanced and crossed studies")
-    ap.add_argument("--shared-sims", type=int, default=200, help="simulations of the crossed-shared study")
+    ap.add_argument("--crossed-sims", type=int, default=400, help="simulations of each crossed seed-source study")
     args = ap.parse_args()
     t_start = time.perf_counter()
     studies = [("replicate", sim_replicate, args.sims,
@@ -289,8 +337,8 @@ def main() -> None:
                 expected_shares(MU3, ["lr", "hidden", "opt"], [LR, HIDDEN, OPT], S3), population_shares(MU3)),
                ("unbalanced", sim_unbalanced, args.other_sims,
                 expected_shares(MU, ["lr", "hidden"], [LR, HIDDEN], S, MISSING), None),
-               ("crossed", sim_crossed, args.other_sims, crossed_truth(), None),
-               ("crossed, shared", sim_crossed_shared, args.shared_sims, crossed_truth(), None)]
+               *[(name, partial(sim_crossed, study=name), args.crossed_sims, crossed_truth(*CROSSED_STUDIES[name]),
+                  None) for name in CROSSED_STUDIES]]
     tables, times = [], []
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         for name, fn, n, truth, info in studies:

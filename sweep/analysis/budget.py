@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from . import resample
+
 __all__ = ["expected_best", "INDEPENDENT_SAMPLERS"]
 
 INDEPENDENT_SAMPLERS = ("random", "qmc")
@@ -40,7 +42,7 @@ def expected_best(values, *, higher_is_better: bool = True, n_boot: int = 1000, 
     n = np.arange(1, v.size + 1)
     mean, sd = _curve(v, n)
     rng = np.random.default_rng(seed)
-    boot = np.sort(v[rng.integers(0, v.size, size=(n_boot, v.size))], axis=1)
+    boot = np.sort(v[resample.indices(rng, v.size, n_boot)], axis=1)
     draws, _ = _curve(boot, n)
     lo, hi = np.percentile(draws, [2.5, 97.5], axis=0)
     if sign < 0:

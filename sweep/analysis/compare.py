@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from . import resample
 from .table import AnalysisError, Runs
 
 Z_975 = float(stats.norm.ppf(0.975))
@@ -25,12 +26,7 @@ ZERO_TOL = 1e-12
 _CHUNK = 2_000_000  # floats per bootstrap chunk in ``rank`` (bounds memory for big C x S)
 
 
-def _percentile_ci(draws: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
-    """2.5th and 97.5th percentiles of bootstrap draws along ``axis`` (NaN draws ignored)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        lo, hi = np.nanpercentile(draws, [2.5, 97.5], axis=axis)
-    return lo, hi
+_percentile_ci = resample.percentiles
 
 
 def seeds_needed(d: np.ndarray) -> float:
@@ -75,7 +71,7 @@ def rank(runs: Runs, *, n_boot: int = 1000, seed: int = 0, higher_is_better: boo
         mean = np.nanmean(m, axis=1)
         sd = np.where(n > 1, np.nanstd(m, axis=1, ddof=1), np.nan)
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, s, size=(n_boot, s))  # the same seed indices for every configuration
+    idx = resample.indices(rng, s, n_boot)  # the same seed indices for every configuration
     boot = np.empty((c, n_boot))
     step = max(1, _CHUNK // max(1, c * s))
     with warnings.catch_warnings():
@@ -106,7 +102,7 @@ def _compare_paired(d: np.ndarray, n_boot: int, seed: int) -> dict:
     """Paired comparison from oriented differences d (positive = a better)."""
     n = d.size
     wins = _wins(d, 0.0)
-    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    idx = resample.indices(np.random.default_rng(seed), n, n_boot)
     d_lo, d_hi = _percentile_ci(d[idx].mean(axis=1))
     p_lo, p_hi = _percentile_ci(wins[idx].mean(axis=1))
     if np.all(d == 0):
@@ -140,8 +136,8 @@ def _wilcoxon_p(d: np.ndarray) -> float:
 def _compare_unpaired(a: np.ndarray, b: np.ndarray, n_common: int, n_boot: int, seed: int) -> dict:
     """Unpaired fallback from oriented values (larger = better): P(A>B) = U / (n_a n_b)."""
     rng = np.random.default_rng(seed)
-    ia = rng.integers(0, a.size, size=(n_boot, a.size))
-    ib = rng.integers(0, b.size, size=(n_boot, b.size))
+    ia = resample.indices(rng, a.size, n_boot)
+    ib = resample.indices(rng, b.size, n_boot)
     d_lo, d_hi = _percentile_ci(a[ia].mean(axis=1) - b[ib].mean(axis=1))
     boot_p = _wins(a[ia][:, :, None], b[ib][:, None, :]).mean(axis=(1, 2))
     p_lo, p_hi = _percentile_ci(boot_p)
@@ -216,6 +212,6 @@ def ci_halfwidth(runs: Runs, config: str, ks: Iterable[int] = range(2, 51), *, n
     rng = np.random.default_rng(seed)
     for k in ks:
         if 1 <= k <= y.size:
-            lo, hi = _percentile_ci(y[rng.integers(0, y.size, size=(n_boot, k))].mean(axis=1))
+            lo, hi = _percentile_ci(y[resample.indices(rng, y.size, n_boot, k)].mean(axis=1))
             rows.append({"config": config, "k": k, "halfwidth": float(hi - lo) / 2.0, "kind": "bootstrap"})
     return pd.DataFrame(rows, columns=["config", "k", "halfwidth", "kind"])

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from . import resample
 from .table import Runs
 
 __all__ = ["COLUMNS", "confirm_table", "kendall"]
@@ -19,8 +20,7 @@ COLUMNS = ["config", "config_id", "selection_rank", "selection_mean", "selection
            "n_confirmed", "drop", "drop_ci_low", "drop_ci_high"]
 
 
-def _boot_means(x: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    return x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+_boot_means = resample.mean_draws
 
 
 def confirm_table(runs: Runs, confirm: pd.DataFrame, *, higher_is_better: bool = True, n_boot: int = 1000,

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from . import compare, diagnose, summary, variance
+from . import compare, diagnose, sources, summary, variance
 from .budget import INDEPENDENT_SAMPLERS, expected_best
 from .confirm import confirm_table
 from .kinds import FactorKind
@@ -45,6 +45,8 @@ class Analysis:
     budget: pd.DataFrame = field(default_factory=pd.DataFrame)
     sampler: str | None = None     # grid / random / tpe / qmc (a sweep study), None for a foreign table
     confirm: pd.DataFrame = field(default_factory=pd.DataFrame)   # confirm.confirm_table (sweep confirm)
+    seed_plan: pd.DataFrame = field(default_factory=pd.DataFrame)  # sources.plan (crossed / nested seed designs)
+    seed_layout: str = ""          # the seed design in words, e.g. "crossed: init 5 × order 4 × split 3"
 
     @property
     def metric(self) -> str:
@@ -101,7 +103,8 @@ def _analyze(df, metric, factors, seed_cols, curves, higher_is_better, n_boot, s
     runs = prepare(df, metric, factors, seed_cols, kinds=kinds, overrides=overrides)
     hib = (not metric.endswith("loss")) if higher_is_better is None else higher_is_better
     factors = list(runs.factors)
-    summ = summary.summarize(runs.df, factors, n_boot=n_boot, seed=seed) if factors else pd.DataFrame()
+    columns = [runs.metric] + [c for c in summary.DEFAULT_COLUMNS if c in runs.df.columns and c != runs.metric]
+    summ = summary.summarize(runs.df, factors, columns, n_boot=n_boot, seed=seed)
     var, surface = variance.decompose_fit(runs, n_boot=n_boot, seed=seed)
     imp = _importance(runs, factors, seed, hib)
     ranking = compare.rank(runs, n_boot=n_boot, seed=seed, higher_is_better=hib)
@@ -117,5 +120,10 @@ def _analyze(df, metric, factors, seed_cols, curves, higher_is_better, n_boot, s
         budget = expected_best(means.to_numpy(), higher_is_better=hib, n_boot=n_boot, seed=seed)
     conf = confirm_table(runs, confirm, higher_is_better=hib, n_boot=n_boot, seed=seed) if confirm is not None \
         else pd.DataFrame()
+    design = sources.seed_design(runs)
+    plan = pd.DataFrame()
+    if design.kind in ("crossed", "nested") and n_boot:
+        fit = sources.fit_mixed(runs.matrix(), design)
+        plan = sources.plan(fit, seed=seed) if fit is not None else plan
     return Analysis(runs, df, curves, hib, summ, var, imp, ranking, pairs, half, fails, _top_factors(var, factors),
-                    stag, time.perf_counter() - t0, baseline, surface, budget, sampler, conf)
+                    stag, time.perf_counter() - t0, baseline, surface, budget, sampler, conf, plan, design.layout)

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from . import resample
 from .fanova import term_variances
 from .surface import Surface, fit_surface
 from .table import Runs
@@ -178,10 +179,7 @@ def _resample(rng: np.random.Generator, n_boot: int, C: int) -> np.ndarray:
     """Configuration multiplicities ``(1 + B, C)``; row 0 all ones."""
     if n_boot == 0:
         return np.ones((1, C))
-    idx = rng.integers(0, C, size=(n_boot, C))
-    counts = np.zeros((n_boot, C))
-    np.add.at(counts, (np.arange(n_boot)[:, None], idx), 1.0)
-    return np.vstack([np.ones(C), counts])
+    return np.vstack([np.ones(C), resample.counts(resample.indices(rng, C, n_boot), C)])
 
 
 def surface_rows(runs: Runs, Y: np.ndarray, W: np.ndarray, rng: np.random.Generator,

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from . import resample
 from .table import AnalysisError
 from .table import config_labels as table_labels
 
@@ -57,11 +58,9 @@ def bootstrap_mean_ci(x, n_boot: int = 1000, seed: int = 0, level: float = 0.95)
     x = x[np.isfinite(x)]
     if x.size == 0:
         return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+    means = resample.mean_draws(x, n_boot, np.random.default_rng(seed))
     alpha = (1.0 - level) / 2.0
-    lo, hi = np.percentile(means, [100 * alpha, 100 * (1 - alpha)])
-    return float(lo), float(hi)
+    return resample.percentile_ci(means, (100 * alpha, 100 * (1 - alpha)))
 
 
 def describe(x, *, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
@@ -158,9 +157,7 @@ def describe_groups(values: np.ndarray, code: np.ndarray, n_groups: int, *, n_bo
         for k, qk in zip(("p5", "p25", "p50", "p75", "p95"), q):
             cols[k][g] = qk
         cols["iqm"][g] = stats.trim_mean(X, 0.25, axis=1)
-        idx = np.random.default_rng(seed).integers(0, size, size=(n_boot, size))
-        counts = np.zeros((n_boot, size))
-        np.add.at(counts, (np.arange(n_boot)[:, None], idx), 1.0)
+        counts = resample.counts(resample.indices(np.random.default_rng(seed), size, n_boot), size)
         means = X @ counts.T / size                                      # (G, n_boot)
         cols["ci_low"][g], cols["ci_high"][g] = np.percentile(means, [2.5, 97.5], axis=1)
     out = pd.DataFrame(cols)

@@ -16,6 +16,7 @@ from .kinds import FactorKind, KindError, format_values, resolve_kinds, smooth
 
 SEED_COLS: tuple[str, ...] = ("seed_init", "seed_order", "seed_split")
 NOT_FACTORS = {"study", "trial", "run_id", "config_id", "duration_s", *SEED_COLS}
+INTERNAL = ("config", "seed")      # columns prepare() adds; a user's column of that name is renamed
 
 
 class AnalysisError(ValueError):
@@ -75,14 +76,25 @@ def _natural(label: str):
     return [int(p) if p.isdigit() else p for p in label.replace("/", " ").split()]
 
 
-def infer_factors(df: pd.DataFrame, metric_columns: Sequence[str] = ()) -> list[str]:
+def infer_factors(df: pd.DataFrame, metric_columns: Sequence[str] = (), seed_cols: Sequence[str] = ()) -> list[str]:
     """The varied-parameter columns of a sweep ``runs.csv``: the columns between ``config_id`` and
-    ``seed_init`` that take more than one value."""
+    ``seed_init`` that take more than one value. Any other table: none when it holds nothing but the
+    metric(s) and the seed columns (one configuration), else the factors must be named."""
     cols = list(df.columns)
     if "config_id" in cols and "seed_init" in cols:
         between = cols[cols.index("config_id") + 1: cols.index("seed_init")]
         return [c for c in between if df[c].nunique(dropna=False) > 1]
-    raise AnalysisError("cannot tell the factors of this table: pass them (--factors A,B)")
+    if seed_cols and set(cols) <= set(metric_columns) | set(seed_cols):
+        return []
+    raise AnalysisError("cannot tell the factors of this table: pass them (--factors A,B), or --factors none "
+                        "for a table of one configuration")
+
+
+def _free_name(name: str, taken: set[str]) -> str:
+    out = f"{name}_"
+    while out in taken:
+        out += "_"
+    return out
 
 
 def constant_columns(df: pd.DataFrame, columns: Sequence[str]) -> list[str]:
@@ -118,15 +130,38 @@ def prepare(df: pd.DataFrame, metric: str, factors: Sequence[str] | None = None,
     ``kinds``: factor kinds declared by the study (``meta.json``); ``overrides``: the user's
     (``--continuous`` / ``--categorical``); the rest are inferred (``kinds.resolve_kinds``)."""
 
+    if seed_cols is not None:        # checked under the user's own names, before any renaming
+        gone = [c for c in seed_cols if c not in df.columns]
+        if gone:
+            raise AnalysisError(f"seed column(s) {', '.join(map(repr, gone))} not in the runs table")
+        one = [c for c in seed_cols if df[c].nunique(dropna=False) < 2] if len(seed_cols) > 1 else []
+        if one:               # one constant column alone is a table of single seeds, valid
+            raise AnalysisError(f"seed column(s) {', '.join(map(repr, one))} take a single value: a seed column "
+                                "must tell runs of a configuration apart (two or more levels); without "
+                                "--seed-cols runs are matched by their position within each configuration")
+        both = [c for c in seed_cols if c in (factors or [])]
+        if both:
+            raise AnalysisError(f"column(s) {', '.join(map(repr, both))} named both as factor and as seed column")
+    clash = {c: _free_name(c, set(map(str, df.columns))) for c in INTERNAL if c in df.columns}
+    if clash:          # the user's own "config" / "seed" column keeps its data under a free name
+        df = df.rename(columns=clash)
+        metric = clash.get(metric, metric)
+        factors = None if factors is None else [clash.get(f, f) for f in factors]
+        seed_cols = None if seed_cols is None else [clash.get(c, c) for c in seed_cols]
+        kinds = None if kinds is None else {clash.get(k, k): v for k, v in kinds.items()}
+        overrides = None if overrides is None else {clash.get(k, k): v for k, v in overrides.items()}
     if metric not in df.columns:
         raise AnalysisError(f"no column {metric!r} in the runs table; columns: {', '.join(map(str, df.columns))}")
     if not pd.api.types.is_numeric_dtype(df[metric]):
         raise AnalysisError(f"metric column {metric!r} is not numeric")
-    factors = list(infer_factors(df) if factors is None else factors)
+    if not np.isfinite(df[metric].to_numpy(dtype=float)).any():
+        raise AnalysisError(f"metric column {metric!r} has no finite value (every run is NaN or missing)")
+    factors = list(infer_factors(df, [metric], seed_cols or ()) if factors is None else factors)
     missing = [f for f in factors if f not in df.columns]
     if missing:
         raise AnalysisError(f"factor column(s) {', '.join(map(repr, missing))} not in the runs table; "
                             f"columns: {', '.join(map(str, df.columns))}")
+    explicit = seed_cols is not None
     if seed_cols is None:
         seed_cols = [c for c in SEED_COLS if c in df.columns]
     missing = [c for c in seed_cols if c not in df.columns]
@@ -148,4 +183,15 @@ def prepare(df: pd.DataFrame, metric: str, factors: Sequence[str] | None = None,
         resolved = resolve_kinds(first, factors, kinds, overrides)
     except KindError as exc:
         raise AnalysisError(str(exc)) from None
-    return Runs(out[keep].reset_index(drop=True), metric, tuple(factors), tuple(seed_cols), dropped, resolved)
+    runs = Runs(out[keep].reset_index(drop=True), metric, tuple(factors), tuple(seed_cols), dropped, resolved)
+    if explicit and len(seed_cols) > 1:
+        from .sources import seed_design
+
+        design = seed_design(runs)
+        if design.kind == "other":
+            raise AnalysisError(f"seed columns {', '.join(seed_cols)}: their levels form no layout sweep can "
+                                f"separate ({', '.join(design.names)} are neither fully crossed nor nested in "
+                                "equal numbers); allowed: crossed (every combination once per configuration), "
+                                "nested (each level of one inside one level of another, equal counts), or "
+                                "columns that change together")
+    return runs

@@ -85,7 +85,7 @@ def where_seed_matters(a) -> Finding | None:
         return None
     top = a.top_factors[0]
     v = a.variance
-    cond = v[(v["scope"] != "global") & (v["scope"] != "seed sources")]
+    cond = v[(v["scope"] != "global") & ~v["scope"].str.startswith("seed sources")]
     sds = cond[cond["source"] == "seed sd"]
     if len(sds) < 2 or not sds["share"].max() > 0:
         return None
@@ -101,15 +101,99 @@ def where_seed_matters(a) -> Finding | None:
     return Finding(text, f"seed_sd_{top}" if top in a.runs.smooth_factors else f"outcome_{top}", "conditional", 8)
 
 
+def _source_parts(src: pd.DataFrame) -> dict[str, dict]:
+    """Each seed source's shared and configuration-specific rows: {name: {"shared": row, "specific": row}}."""
+    parts: dict[str, dict] = {}
+    for _, r in src.iterrows():
+        label = r["source"]
+        if label.startswith(("interactions of", "residual")):
+            continue
+        if label.endswith(TIMES + "configuration"):
+            parts.setdefault(label[: -len(TIMES + "configuration")], {})["specific"] = r
+        else:
+            parts.setdefault(label.removesuffix(" (shared)"), {})["shared"] = r
+    return parts
+
+
+def _dominant(src: pd.DataFrame) -> tuple[str, str] | None:
+    """The largest seed source of these rows and a clause on it: its share, split into shared and
+    configuration-specific parts, and which of the two it is."""
+    parts = _source_parts(src)
+    total = {k: sum(float(r["share"]) for r in p.values()) for k, p in parts.items()}
+    if not total:
+        return None
+    top = max(total, key=total.get)
+    p = parts[top]
+    text = f"{top} is the largest source, {pct(total[top])}"
+    if "specific" in p:
+        sh, sp = p.get("shared"), p["specific"]
+        shv = float(sh["share"]) if sh is not None else 0.0
+        text += (f" (shared by every configuration {pct(shv)}, "
+                 f"{ci(sh['ci_low'], sh['ci_high']) if sh is not None else 'no CI'}; configuration-specific "
+                 f"{pct(sp['share'])}, {ci(sp['ci_low'], sp['ci_high'])})")
+        if shv > 2 * float(sp["share"]):
+            text += f": it is shared, the same {top} is hard or easy for every configuration"
+        elif float(sp["share"]) > 2 * shv:
+            text += ": it matters differently for each configuration"
+        else:
+            text += ": partly shared, partly configuration-specific"
+    else:
+        r = p["shared"]
+        text += f" ({ci(r['ci_low'], r['ci_high'])}; one configuration cannot tell shared from specific effects)"
+    rest = [f"{k} {pct(v)}" for k, v in sorted(total.items(), key=lambda kv: -kv[1]) if k != top]
+    resid = src[src["source"].str.startswith("residual")]
+    if rest:
+        text += ". Then " + ", ".join(rest) + (f"; residual {pct(resid.iloc[0]['share'])}" if len(resid) else "")
+    return top, text
+
+
 def sources(a) -> Finding | None:
-    src = a.variance[a.variance["scope"] == "seed sources"]
+    """Which seed source dominates, whether it is shared by every configuration, and whether one
+    unstable configuration decides that for all."""
+    v = a.variance
+    src = v[v["scope"] == "seed sources"]
     if src.empty:
         return None
     if len(src) == 1:
         return Finding(f"Seed sources: {src.iloc[0]['note'].rstrip('.')}.", None, "sources", 2)
-    parts = ", ".join(f"{r['source']} {pct(r['share'])}" for _, r in src.sort_values("share", ascending=False).iterrows())
-    return Finding(f"Of the seed variance (variance components, crossed design): {parts}.", "variance_sources",
-                   "sources", 6)
+    dom = _dominant(src)
+    if dom is None:
+        return None
+    layout = f" ({a.seed_layout})" if getattr(a, "seed_layout", "") else ""
+    text = f"Seed sources{layout}, as shares of the seed variance: {dom[1]}."
+    robust = v[v["scope"] == "seed sources, without the noisiest configurations"]
+    other = _dominant(robust) if len(robust) else None
+    if other is not None:
+        why = robust.iloc[0]["note"].split(";")[0].removeprefix("without ")
+        text += (f" Pooled shares weight each configuration by its seed variance, so one unstable configuration "
+                 f"can decide them for all: without {why}, {other[1]}.")
+    return Finding(text, "variance_sources", "sources", 6)
+
+
+def seed_plan(a) -> Finding | None:
+    """How many levels of the dominant seed source would pin its share."""
+    plan = getattr(a, "seed_plan", None)
+    if plan is None or plan.empty:
+        return None
+    src = a.variance[a.variance["scope"] == "seed sources"]
+    parts = _source_parts(src)
+    total = {k: sum(float(r["share"]) for r in p.values()) for k, p in parts.items()}
+    top = max(total, key=total.get) if total else None
+    rows = plan[plan["row"].isin([r["source"] for r in parts.get(top, {}).values()])] if top else plan
+    if rows.empty:
+        return None
+    r = rows.sort_values("halfwidth_now", ascending=False).iloc[0]
+
+    def levels(v) -> str:
+        return f"{int(v)}" if finite(v) else "more than 50"
+
+    text = (f"How many seed levels: with {int(r['levels_now'])} levels the interval of {r['row']} is "
+            f"±{num(100 * r['halfwidth_now'], 2)} pp wide. Pinning it to ±10 pp would take "
+            f"{levels(r['levels_10pp'])} levels of {r['source']} with the other sources as now, or "
+            f"{levels(r['levels_10pp_all'])} levels of every source ({levels(r['levels_5pp_all'])} for ±5 pp); "
+            "a share is a ratio, so every source's few levels widen it (seed_plan.csv, simulated from the "
+            "fitted components).")
+    return Finding(text, None, "seed_plan", 4)
 
 
 def importance(a) -> Finding | None:
@@ -133,5 +217,5 @@ def importance(a) -> Finding | None:
     return Finding(text, "variance_global", "importance", 3)
 
 
-RULES = [global_split, factors, where_seed_matters, sources, importance]
+RULES = [global_split, factors, where_seed_matters, sources, seed_plan, importance]
 __all__ = ["RULES", *[r.__name__ for r in RULES]]
