@@ -100,7 +100,7 @@ def run_config(spec: StudySpec, seeds: list[tuple[int, int, int]]) -> dict[str, 
                     v = arr[j]
                     rec[name] = bool(v) if arr.dtype == bool else int(v) if name == "steps" else float(v)
                 rec.update(n_train=len(split.y_train), n_val=len(split.y_val), n_test=len(split.y_test),
-                           duration_s=per_run)
+                           stagnation_tol=cfg.stagnation_tol, duration_s=per_run)
                 runs[k] = rec
                 for name, arr in res.curves.items():
                     curves.setdefault(name, [None] * len(seeds))[k] = arr[keep, j].tolist()

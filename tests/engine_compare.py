@@ -34,7 +34,7 @@ def _compare(ref, got, curve_tol=CURVE_TOL, weight_tol=WEIGHT_TOL):
     d_diag = 0.0
     for key, val in ref.diagnostics.items():
         other = got.diagnostics[key]
-        if val.dtype == bool or key in ("diverged_step", "steps", "stagnation_step"):
+        if val.dtype == bool or key in ("diverged_step", "steps", "stagnation_step", "frozen_step"):
             assert np.array_equal(val, other, equal_nan=True), (key, val, other)
         else:
             d_diag = max(d_diag, _max_abs(val, other))

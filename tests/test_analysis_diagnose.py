@@ -5,7 +5,7 @@ import pytest
 
 from sweep.analysis.diagnose import failure_modes, is_bimodal, sarle_coefficient, stagnation_share_of_spread
 
-MODES = ["stagnated", "diverged", "saturated", "dead", "single_class", "at_untrained", "not_training"]
+MODES = ["stagnated", "frozen", "diverged", "saturated", "dead", "single_class", "at_untrained", "not_training"]
 
 
 def _table():
@@ -41,7 +41,7 @@ def test_failure_modes_on_hand_table():
     assert mixed["saturated"] == pytest.approx(2 / 3)  # over the 3 runs with a finite saturated_frac
     assert mixed["at_untrained"] == 0.25  # 0.55 -> 0.55
     assert mixed["not_training"] == 0.5  # untrained, or rel_weight_change < 1e-3
-    assert np.isnan(trap["dead"])  # no dead_frac column
+    assert np.isnan(trap["dead"]) and out["frozen"].isna().all()  # no dead_frac or frozen_step column
     assert mixed["mean"] == pytest.approx(0.725) and not mixed["robust_looking_but_degenerate"]
     assert not out["bimodal"].any() and out["bimodal_gap"].isna().all()
 
@@ -53,6 +53,13 @@ def test_degenerate_below_half_the_noise_floor():
     assert failure_modes(df, ["cfg"])["robust_looking_but_degenerate"].iloc[0]
     df["single_class"] = [True, False, False, True, False]
     assert not failure_modes(df, ["cfg"])["robust_looking_but_degenerate"].iloc[0]
+
+
+def test_frozen_share_from_the_optional_frozen_step():
+    df = _table().assign(frozen_step=[15.0] * 5 + [np.nan] * 5 + [16.0, np.nan, np.nan, np.nan])
+    out = failure_modes(df, ["cfg"]).set_index("cfg")
+    assert out["frozen"].tolist() == [1.0, 0.0, 0.25]
+    assert out["stagnated"].tolist() == [1.0, 0.0, 0.5]     # stagnated and frozen are separate flags
 
 
 def test_missing_optional_columns_give_nan_shares():

@@ -100,6 +100,27 @@ def test_divergence_by_factor_on_a_finite_loss(cancer):
     assert np.isfinite(got.objective).all()
 
 
+@pytest.mark.parametrize("act,opt", [("sigmoid", "adam"), ("relu", "sgd"), ("tanh", "rmsprop")])
+def test_frozen_step_alike(cancer, act, opt):
+    """Networks whose weights never move (lr 0, an Adam step far below the weights' last bit, a
+    gradient clipped to nothing) are frozen from step 0 on both paths; a training one never is, a
+    diverged one (its objective held constant) is not "frozen"."""
+    arch = Arch.for_data(30, 2, (6,), act)
+    W0 = init_params(30, (6,), 1, "he_normal", [1, 2, 3, 4])
+    lrs = [0.0, 1e-30 if opt == "adam" else 0.0, LRS[opt][1], 1e4]
+    cfg = TrainConfig(OptimConfig(opt), iterations=40, divergence_factor=2.0, log_points=10)
+    ref, got = _both(cancer, arch, cfg, W0, lrs)
+    _compare(ref, got)     # frozen_step exactly equal
+    for r in (ref, got):
+        d = r.diagnostics
+        assert d["frozen_step"][:2].tolist() == [0.0, 0.0] and np.isnan(d["frozen_step"][2:]).all()
+        assert not d["diverged"][2] and d["diverged"][3]
+    clipped = TrainConfig(OptimConfig("sgd"), iterations=30, clip_norm=1e-300)
+    ref, got = _both(cancer, arch, clipped, [w[:1] for w in W0], 1.0)
+    _compare(ref, got)
+    assert ref.diagnostics["frozen_step"][0] == got.diagnostics["frozen_step"][0] == 0
+
+
 def test_float32_close_to_numpy_float32(cancer):
     arch = Arch.for_data(30, 2, (16,))
     W0 = init_params(30, (16,), 1, "xavier_normal", [0, 1, 2])

@@ -7,7 +7,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from sweep.engine import Arch, Legacy, OptimConfig, TrainConfig, init_params, log_steps, stagnation_step, train
+from sweep.engine import (Arch, Legacy, OptimConfig, TrainConfig, frozen_step, init_params, log_steps, stagnation_step,
+                          train)
 
 
 def _batch_vs_alone(data, arch, config, schemes, seeds, lrs, orders):
@@ -165,6 +166,41 @@ def test_stagnation_step_definition():
     obj = np.stack([flat_after_3, improving, flat_at_end_only], axis=1)
     got = stagnation_step(obj, np.arange(11) * 10, 1e-6)
     assert got[0] == 30 and np.isnan(got[1]) and got[2] == 90
+
+
+def test_frozen_step_definition():
+    """Exactly equal floats from a step to the end; a change in the last bit is not frozen."""
+    a, eps = 0.9731081811619041, np.finfo(float).eps
+    frozen_from_2 = [5.0, 4.0, a, a, a, a]
+    last_bit = [5.0, 4.0, a, np.nextafter(a, 1), a, a]      # back and forth in the last bit: frozen from 4
+    never = [5.0, 4.0, 3.0, 2.0, 1.0, 0.5]
+    creeping = [5.0, 4.0, 1.0, 1.0 + eps, 1.0 + 2 * eps, 1.0 + 3 * eps]   # stagnant by 1e-6, never frozen
+    obj = np.array([frozen_from_2, last_bit, never, creeping, [a] * 6]).T
+    got = frozen_step(obj, np.arange(6) * 10)
+    assert got[0] == 20 and got[1] == 40 and np.isnan(got[2]) and np.isnan(got[3]) and got[4] == 0
+    assert stagnation_step(obj, np.arange(6) * 10, 1e-6)[3] == 20
+    assert np.isnan(frozen_step(np.array([[1.0, 2.0]]), np.array([0]))).all()   # one row: the last point alone
+
+
+def test_frozen_step_never_for_non_finite_objectives():
+    nan, inf = np.nan, np.inf
+    obj = np.array([[1.0, 2.0, inf, inf, inf], [1.0, 2.0, nan, nan, nan], [1.0, inf, -inf, -inf, -inf]]).T
+    assert np.isnan(frozen_step(obj, np.arange(5))).all()
+
+
+def test_frozen_step_in_training(cancer):
+    """lr 0 freezes from step 0, a training network never; a network diverged by the factor has a
+    constant (frozen-in-place) objective but is not "frozen"."""
+    arch = Arch.for_data(30, 2, (4,), "relu")
+    W0 = init_params(30, (4,), 1, "he_normal", [5, 6, 7])
+    cfg = TrainConfig(OptimConfig("sgd"), iterations=50, divergence_factor=2.0)
+    r = train(W0, cancer, arch, cfg, lr=[0.0, 0.01, 20.0], engine="numpy")
+    d = r.diagnostics
+    assert d["diverged"].tolist() == [False, False, True] and np.isfinite(r.objective).all()
+    k = int(d["diverged_step"][2])
+    assert np.all(r.objective[k:, 2] == r.objective[-1, 2])
+    assert frozen_step(r.objective, r.objective_steps)[2] == k     # would be "frozen" without the flag
+    assert d["frozen_step"][0] == 0 and np.isnan(d["frozen_step"][1]) and np.isnan(d["frozen_step"][2])
 
 
 def test_float32_close_to_float64(cancer):

@@ -22,6 +22,7 @@ SARLE_MIN_N = 10
 UNTRAINED_TOL = 1e-12
 TINY_WEIGHT_CHANGE = 1e-3
 MAJORITY = 0.5
+FAILURE_MODES = ("stagnated", "diverged", "saturated", "single_class", "at_untrained")   # drawn in the failure figure
 MAX_FAILURE_ROWS = 25   # configurations drawn one per row in the failure-mode figure; the rest as one aggregate row
 
 
@@ -141,10 +142,11 @@ def _any_flags(*flags: np.ndarray | None) -> np.ndarray | None:
 
 def failure_modes(df: pd.DataFrame, factors: Sequence[str], *, metric: str = "val_acc",
                   acc_col: str = "train_acc", bimodal_above_noise: bool = True) -> pd.DataFrame:
-    """Per configuration (order of first appearance): config, *factors, n, stagnated, diverged,
+    """Per configuration (order of first appearance): config, *factors, n, stagnated, frozen, diverged,
     saturated, dead, single_class, at_untrained, not_training, bimodal, bimodal_gap, sd, mean,
     robust_looking_but_degenerate. Shares are over the runs where the diagnostic is known (NaN when
-    the column is missing or never finite); n counts all runs of the configuration.
+    the column is missing or never finite; ``frozen``, from the optional ``frozen_step``, is over all
+    runs, NaN meaning never frozen); n counts all runs of the configuration.
 
     With ``bimodal_above_noise`` (default) the bimodality gap must also exceed the configuration's
     evaluation noise floor (accuracy metrics with an ``n_<split>`` column), so outcomes one or two
@@ -153,17 +155,18 @@ def failure_modes(df: pd.DataFrame, factors: Sequence[str], *, metric: str = "va
         raise AnalysisError(f"no column {metric!r} in the runs table; columns: {', '.join(map(str, df.columns))}")
     factors = list(factors)
     labels = df["config"] if "config" in df.columns else config_labels(df, factors)
-    header = ["config", *factors, "n", "stagnated", "diverged", "saturated", "dead", "single_class",
+    header = ["config", *factors, "n", "stagnated", "frozen", "diverged", "saturated", "dead", "single_class",
               "at_untrained", "not_training", "bimodal", "bimodal_gap", "sd", "mean",
               "robust_looking_but_degenerate"]
     n_col = eval_size_column(metric)
     if df.empty:
         return pd.DataFrame(columns=header)
     code, order = pd.factorize(labels, sort=False)
-    stagnation = _numeric(df, "stagnation_step")
+    stagnation, frozen = _numeric(df, "stagnation_step"), _numeric(df, "frozen_step")
     untrained = _untrained_flags(df, acc_col)
     flags = {
         "stagnated": None if stagnation is None else np.isfinite(stagnation).astype(float),
+        "frozen": None if frozen is None else np.isfinite(frozen).astype(float),
         "diverged": _boolean(df, "diverged"),
         "saturated": _threshold_flags(_numeric(df, "saturated_frac"), MAJORITY, above=True),
         "dead": _threshold_flags(_numeric(df, "dead_frac"), MAJORITY, above=True),

@@ -13,11 +13,11 @@ One network is N = 1; there is no separate single-network path.
 from .init import BIAS_SCHEMES, INIT_SCHEMES, init_params, layer_sizes, parse_scheme
 from .layers import ACTIVATIONS, Arch, accuracy, add_ones_row, backward, forward, loss_and_grads, output_loss
 from .optim import OPTIMIZERS, OptimConfig, Optimizer
-from .train import Legacy, TrainConfig, TrainResult, auto_chunk, log_steps, stagnation_step, train
+from .train import Legacy, TrainConfig, TrainResult, auto_chunk, frozen_step, log_steps, stagnation_step, train
 
 __all__ = [
     "ACTIVATIONS", "Arch", "BIAS_SCHEMES", "INIT_SCHEMES", "Legacy", "OPTIMIZERS", "OptimConfig",
-    "Optimizer", "TrainConfig", "TrainResult", "accuracy", "add_ones_row", "auto_chunk", "backward", "forward",
-    "init_params", "layer_sizes", "log_steps", "loss_and_grads", "output_loss", "parse_scheme",
-    "stagnation_step", "train",
+    "Optimizer", "TrainConfig", "TrainResult", "accuracy", "add_ones_row", "auto_chunk", "backward",
+    "forward", "frozen_step", "init_params", "layer_sizes", "log_steps", "loss_and_grads", "output_loss",
+    "parse_scheme", "stagnation_step", "train",
 ]

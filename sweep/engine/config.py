@@ -65,10 +65,12 @@ class TrainConfig:
     the other logged steps; with minibatches each logged step costs a pass over the training and
     validation sets); step 0 (untrained) and the last step always. A run has stagnated from the
     first iteration after which its training objective stays within ``stagnation_tol`` (relative to
-    its final value) up to the end, if that stretch covers at least a tenth of the run. A run has
-    diverged when its training objective or weights become non-finite, or the objective exceeds
-    ``divergence_factor`` times its untrained value (a loss that blew up: with a stable loss, huge
-    weights give a huge but finite loss).
+    its final value) up to the end, if that stretch covers at least a tenth of the run; it is frozen
+    from the first step after which its objective is exactly the same float up to the end (no
+    tolerance: what a cost printed in full shows as stagnant). A run has diverged when its training
+    objective or weights become non-finite, or the objective exceeds ``divergence_factor`` times its
+    untrained value (a loss that blew up: with a stable loss, huge weights give a huge but finite
+    loss).
     """
 
     optimizer: OptimConfig = field(default_factory=OptimConfig)

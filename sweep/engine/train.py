@@ -23,7 +23,7 @@ from .layers import Arch
 from .loop import Batch, LoopState, log_steps, numpy_evaluation, numpy_loop, prepare
 
 __all__ = ["ENGINES", "Legacy", "SplitLike", "TrainConfig", "TrainResult", "auto_chunk", "log_steps",
-           "resolve_engine", "stagnation_step", "train"]
+           "frozen_step", "resolve_engine", "stagnation_step", "train"]
 
 
 class SplitLike(Protocol):
@@ -71,6 +71,19 @@ def stagnation_step(objective: np.ndarray, steps: np.ndarray, tol: float) -> np.
     return np.where(good, steps[np.minimum(first, P - 1)].astype(float), np.nan)
 
 
+def frozen_step(objective: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """First of ``steps`` from which each column of ``objective`` ``(P, N)`` equals its final value
+    exactly (the same float) up to the end, ``(N,)`` float; NaN: never, only the last row, or a
+    non-finite final value. At the resolution of ``steps`` (``objective_steps``: every step for full
+    batch, epoch ends for minibatches), not of the logged curves (``log_steps``)."""
+    P = objective.shape[0]
+    last = objective[-1]
+    tail = np.logical_and.accumulate((objective == last)[::-1], axis=0)[::-1]   # equal from row p on
+    first = tail.argmax(axis=0)
+    good = np.isfinite(last) & (first < P - 1)   # NaN or inf at the end: never frozen
+    return np.where(good, steps[first].astype(float), np.nan)
+
+
 ENGINES: tuple[str, ...] = ("auto", "numpy", "fused")
 
 
@@ -115,6 +128,10 @@ def train(W0: Sequence[np.ndarray], data: SplitLike, arch: Arch, config: TrainCo
 
     Diagnostics, each ``(N,)``: ``train_acc, val_acc, test_acc, train_loss, val_loss, test_loss``
     (final); ``init_train_acc, init_val_acc`` (untrained); ``stagnation_step`` (NaN = none);
+    ``frozen_step`` (the training objective the loop computed exactly constant from there on: each
+    step's cost before its update for full batch, each epoch's mean for minibatches; NaN = never,
+    and for diverged networks; exact, so the two engines, equal to rounding, agree on it when the
+    weights stop moving outright, not always when updates sit at the weights' last bit);
     ``diverged`` and ``diverged_step`` (see ``TrainConfig``; the network is frozen there);
     ``single_class`` (one predicted class on the training set); ``saturated_frac`` (sigmoid/tanh
     units within 1e-2 of their bounds on >= 95% of training samples; NaN for relu) and ``dead_frac``
@@ -193,11 +210,15 @@ def finish(batch: Batch, st: LoopState) -> TrainResult:
     dW = np.sqrt(sum(np.einsum("nij,nij->n", w - w0, w - w0) for w, w0 in zip(W, batch.W_start)))
     nW0 = np.sqrt(sum(np.einsum("nij,nij->n", w0, w0) for w0 in batch.W_start))
     rel = np.where(nW0 > 0, dW / np.where(nW0 > 0, nW0, 1), np.nan)
+    # the loop's own objective rows (full batch: the costs before each update, as the posted code prints
+    # them); the final evaluation is a separate computation that may differ in the last bit
+    loop_rows = slice(0, T) if batch.full else slice(None)
     diagnostics = {
         "train_acc": tr_acc, "val_acc": va_acc, "test_acc": te_acc,
         "train_loss": tr_loss, "val_loss": va_loss, "test_loss": te_loss,
         "init_train_acc": curves["train_acc"][0].copy(), "init_val_acc": curves["val_acc"][0].copy(),
         "stagnation_step": stagnation_step(objective, batch.obj_steps, c.stagnation_tol),
+        "frozen_step": np.where(frozen, np.nan, frozen_step(objective[loop_rows], batch.obj_steps[loop_rows])),
         "diverged": frozen.copy(), "diverged_step": diverged_step,
         "single_class": single, "saturated_frac": ev.saturated, "dead_frac": ev.dead,
         "rel_weight_change": rel, "grad_norm_first": st.grad_first, "grad_norm_last": st.grad_last,

@@ -13,8 +13,40 @@ STAGNATION_NEEDS = {"stagnation_step", "train_acc", "init_train_acc", "rel_weigh
                     "grad_norm_last", "steps"}
 
 
+def _tolerance(d: pd.DataFrame) -> str:
+    """The runs' stagnation tolerance as the findings print it (``1e-6``), if the table records one."""
+    tol = pd.to_numeric(d.get("stagnation_tol", pd.Series(dtype=float)), errors="coerce").dropna().unique()
+    if len(tol) != 1:
+        return "the stagnation tolerance"
+    text = f"{tol[0]:.3g}"
+    if "e" in text:
+        mant, exp = text.split("e")
+        text = f"{mant}e{int(exp)}"
+    return text
+
+
+def _steps(s: pd.Series) -> str:
+    """``5 (median; 4–5)``: the (lower, so a step some run has) median and the range of runs' steps."""
+    return f"{s.quantile(0.5, interpolation='lower'):.0f} (median; {s.min():.0f}–{s.max():.0f})"
+
+
+def frozen_clause(d: pd.DataFrame) -> str:
+    """", and was bit-for-bit frozen ... from step S on" plus what a printed cost shows; empty without a
+    ``frozen_step`` column (older or foreign tables)."""
+    if "frozen_step" not in d:
+        return ""
+    fr = pd.to_numeric(d["frozen_step"], errors="coerce").dropna()
+    if fr.empty:
+        return ("; it was never bit-for-bit frozen (the same float to the end), so a cost printed in full "
+                "still changes in its last digits")
+    return (f", and was bit-for-bit frozen (exactly the same float to the end) in {pct(len(fr) / len(d), 0)} of "
+            f"runs, from step {_steps(fr)} on. A cost printed in full (as Python prints a float) looks "
+            f"stagnant from the frozen step, not from the tolerance step")
+
+
 def stagnation(a) -> Finding | None:
-    """When most runs stopped changing their loss: from when, whether they trained at all, and why."""
+    """When most runs stopped changing their loss: from when (by the tolerance, and bit-for-bit when
+    ``frozen_step`` is recorded), whether they trained at all, and why."""
     d = a.runs.df
     if not STAGNATION_NEEDS <= set(d.columns) or len(d) == 0:
         return None
@@ -28,10 +60,9 @@ def stagnation(a) -> Finding | None:
     ratio = (d["grad_norm_last"] / d["grad_norm_first"]).median()
     budgets = sorted(d["steps"].dropna().unique())
     of = f"of {budgets[0]:.0f}" if len(budgets) == 1 else f"(runs of {budgets[0]:.0f} to {budgets[-1]:.0f} steps)"
-    text = (f"The training loss stopped changing (relative change below the stagnation tolerance to the end) in "
-            f"{pct(share, 0)} of runs, from step {st.median():.0f} (median; {st.min():.0f}–{st.max():.0f}) {of}. "
-            f"In {pct(same.mean(), 0)} of all runs the trained network's training accuracy equals the untrained "
-            f"network's.")
+    text = (f"The training loss stopped changing by more than {_tolerance(d)} (relative) in {pct(share, 0)} of "
+            f"runs, from step {_steps(st)} {of}{frozen_clause(d)}. In {pct(same.mean(), 0)} of all runs the "
+            f"trained network's training accuracy equals the untrained network's.")
     if np.isfinite(moved) and moved < 0.05:
         text += f" The weights barely moved (median ‖W−W₀‖/‖W₀‖ = {num(moved, 2)})"
         text += (f" although the gradient did not vanish (median last/first gradient norm {ratio:.2f}): the "
