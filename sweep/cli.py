@@ -143,6 +143,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .evaluate import prefetch_export_imports
     from .runner import run_study
     spec = load_spec(args.spec)
+    args.results_dir = Path(args.out) if args.out else Path("results") / spec.study.name
     options = _run_options(args)
     prefetch_export_imports()       # pandas for the export, imported while the study runs
     _optuna_logs_through_ours()
@@ -160,6 +161,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from .runner import run_study
     from .store import mask_url
     spec = load_spec(args.spec)
+    args.results_dir = Path(args.out) if args.out else Path("results") / spec.study.name
     url = _storage_arg(args.storage)
     if not url:
         raise SpecError("sweep worker needs the shared storage: --storage postgresql://USER@HOST/DB or "
@@ -212,7 +214,7 @@ def _spec_for_dir(arg: str, directory: Path):
 
 def cmd_confirm(args: argparse.Namespace) -> int:
     from .confirm import run_confirm
-    directory = _results_dir(args.dir)
+    directory = args.results_dir = _results_dir(args.dir)
     _spec_for_dir(args.dir, directory)
     spec, study, url = _open_from_dir(directory, _storage_arg(args.storage))
     options = _run_options(args)
@@ -225,7 +227,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .store import export
-    directory = _results_dir(args.dir)
+    directory = args.results_dir = _results_dir(args.dir)
     storage = _storage_arg(args.storage)
     if storage:                     # exporting on another host: the folder may not exist yet
         _spec_for_dir(args.dir, directory)
@@ -237,7 +239,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from optuna.trial import TrialState
-    directory = _results_dir(args.dir)
+    directory = args.results_dir = _results_dir(args.dir)
     spec, study, _ = _open_from_dir(directory, _storage_arg(args.storage))
     trials = study.get_trials(deepcopy=False)
     counts = {s: sum(t.state == s for t in trials) for s in TrialState}
@@ -261,7 +263,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     import time
     from .report import report_dir
-    directory = _results_dir(args.dir)
+    directory = args.results_dir = _results_dir(args.dir)
     if args.storage:                # report straight from a storage: export it first
         from .store import export
         _spec_for_dir(args.dir, directory)
@@ -305,7 +307,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                     higher_is_better=False if args.lower_is_better else None, overrides=overrides)
     except (AnalysisError, KindError) as exc:
         raise SpecError(f"{path}: {exc}") from None
-    out = Path(args.out) if args.out else path.with_name(f"{path.stem}-analysis")
+    out = args.results_dir = Path(args.out) if args.out else path.with_name(f"{path.stem}-analysis")
     paths = write_report(out, a, title=f"sweep analysis of {path.name}", meta={"source": str(path)})
     print(f"wrote {paths['html']} and {paths['md']}")
     return 0
@@ -391,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .store import StorageError, mask_secrets, register_secret
+    from .store import mask_secrets, register_secret
     register_secret(os.environ.get("SWEEP_STORAGE"))
     for a in (sys.argv if argv is None else argv):
         if "://" in a or "password=" in a:
@@ -407,18 +409,56 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as exc:
         print(mask_secrets(f"error: {exc}"), file=sys.stderr)
         return 2
-    except StorageError as exc:
-        print(mask_secrets(f"error: {exc}"), file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("\ninterrupted: trials in flight were marked failed; run the same command again to resume",
               file=sys.stderr)
         return 130
-    except Exception as exc:    # never let a traceback echo a storage URL: print it masked
+    except Exception as exc:
+        return _failure(exc, args)
+
+
+def _failure(exc: Exception, args: argparse.Namespace) -> int:
+    """Report a failure (exit code 1): a full disk and a storage error in one line, anything else with
+    its traceback. Never let a traceback echo a storage URL: everything is printed masked."""
+    from .store import StorageError, describe_error, disk_full_error, mask_secrets
+    found = disk_full_error(exc)
+    if found is not None:
+        if os.environ.get("SWEEP_LOG", "").upper() == "DEBUG":
+            print(mask_secrets("".join(traceback.format_exception(exc))), file=sys.stderr, end="")
+        print(mask_secrets(f"sweep: the disk is full writing {_full_target(found, args)} ({_full_reason(found)}). "
+                           "Free space and re-run the same command: the sweep resumes where it stopped, "
+                           "nothing already stored is lost."), file=sys.stderr)
+    elif isinstance(exc, StorageError):
+        print(mask_secrets(f"error: {exc}"), file=sys.stderr)
+    else:
         print(mask_secrets("".join(traceback.format_exception(exc))), file=sys.stderr, end="")
-        from .store import describe_error
         print(f"error: {type(exc).__name__}: {describe_error(exc)}", file=sys.stderr)
-        return 1
+    return 1
+
+
+def _full_reason(found: BaseException) -> str:
+    """SQLite's message, or the system's text for ENOSPC ("No space left on device")."""
+    import errno
+    import sqlite3
+    if isinstance(found, sqlite3.Error):
+        return str(found)
+    return os.strerror(errno.ENOSPC)
+
+
+def _full_target(found: BaseException, args: argparse.Namespace) -> str:
+    """What was being written when the disk filled: the error's file, else the SQLite database or a
+    file in the command's results folder (``args.results_dir``, set by the commands)."""
+    import sqlite3
+    if isinstance(found, OSError) and found.filename:
+        return str(found.filename)
+    folder = getattr(args, "results_dir", None)
+    if isinstance(found, sqlite3.Error):
+        url = _storage_arg(getattr(args, "storage", None))
+        if url and url.startswith("sqlite"):
+            from sqlalchemy.engine import make_url
+            return str(make_url(url).database)
+        return str(Path(folder) / "study.db") if folder else "the SQLite storage"
+    return f"a file in {folder}" if folder else "a file"
 
 
 if __name__ == "__main__":

@@ -45,7 +45,8 @@ from optuna.trial import TrialState
 from . import design
 from .evaluate import aggregate, estimate_cost, run_config, warm_up
 from .spec import SpecError, StudySpec
-from .store import default_storage, export, leave_wal, mask_secrets, mask_url, open_storage, study_lock
+from .store import (default_storage, disk_full_error, export, leave_wal, mask_secrets, mask_url, named_in_errors,
+                    open_storage, study_lock)
 
 log = logging.getLogger("sweep")
 # We record heartbeats ourselves (ask/tell), which Optuna warns is meant for Study.optimize.
@@ -105,8 +106,8 @@ def _retry(fn: Callable, *args, tries: int = 6, **kwargs):
     for k in range(tries):
         try:
             return fn(*args, **kwargs)
-        except optuna.exceptions.StorageInternalError:
-            if k == tries - 1:
+        except optuna.exceptions.StorageInternalError as exc:
+            if k == tries - 1 or disk_full_error(exc) is not None:     # a full disk stays full
                 raise
             time.sleep(0.2 * 2 ** k)
 
@@ -382,11 +383,13 @@ def open_study(spec: StudySpec, url: str, heartbeat_interval: int = 5, grace_per
 def write_run_info(out_dir: Path, spec: StudySpec, url: str) -> None:
     """spec.toml and a first meta.json, so ``sweep export DIR`` works even after a crash."""
     import json
-    (out_dir / "spec.toml").write_text(spec.source)
+    with named_in_errors(out_dir / "spec.toml"):
+        (out_dir / "spec.toml").write_text(spec.source)
     meta = out_dir / "meta.json"
     if not meta.exists():
-        meta.write_text(json.dumps({"study": spec.study.name, "storage": mask_url(url),
-                                    "spec_hash": spec.hash()}, indent=2) + "\n")
+        with named_in_errors(meta):
+            meta.write_text(json.dumps({"study": spec.study.name, "storage": mask_url(url),
+                                        "spec_hash": spec.hash()}, indent=2) + "\n")
 
 
 def run_study(spec: StudySpec, *, out: str | Path | None = None, storage: str | None = None,

@@ -159,11 +159,24 @@ class StudySpec:
 def load_spec(path: str | Path) -> StudySpec:
     """Read and validate a study file; raise ``SpecError`` naming the first bad field."""
     path = Path(path)
+    return parse_spec(_read_spec_text(path), origin=str(path))
+
+
+def _read_spec_text(path: Path) -> str:
+    """The study file's text, decoded as UTF-8 (whatever the locale), newlines as ``\\n``; a missing,
+    unreadable or non-UTF-8 file is a ``SpecError`` naming it."""
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except FileNotFoundError:
         raise SpecError(f"spec file {str(path)!r} does not exist") from None
-    return parse_spec(text, origin=str(path))
+    except OSError as exc:
+        raise SpecError(f"spec {path} cannot be read ({exc.strerror or exc}): give a TOML study file") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"spec {path} is not a UTF-8 text file (byte 0x{data[exc.start]:02x} at position "
+                        f"{exc.start}): save it as UTF-8 TOML") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")     # as read_text's universal newlines
 
 
 def parse_spec(text: str, origin: str = "<spec>") -> StudySpec:
@@ -495,18 +508,14 @@ def _data_error_field(msg: str, csv: bool) -> str:
     return "data.dataset"
 
 
-def _rule_data(c: dict, ctx: dict) -> None:
-    """Load the data set where it is cheap or needed, and check that val/test leave training data."""
-    from .data import CSV_PREFIX, REAL, DataError, load_dataset
+def _class_counts(c: dict, ctx: dict) -> tuple[int, ...]:
+    """Rows per class of the configuration's data set: known for a real set (loaded only to check
+    ``data.features``), else loaded once per study (``ctx`` caches it)."""
+    from .data import CSV_PREFIX, REAL, REAL_CLASS_COUNTS, DataError, load_dataset
 
     ds = c["data.dataset"]
-    val, test = c["data.val_size"], c["data.test_size"]
-    if isinstance(val, float) and isinstance(test, float) and val + test >= 1.0:
-        raise _Bad(f"data.val_size + data.test_size: {val!r} + {test!r} leave no training data; "
-                   "their sum must be < 1")
-    need_rows = isinstance(val, int) or isinstance(test, int)
-    if ds in REAL and c["data.features"] is None and not need_rows:
-        return   # nothing to check that needs the (slower) real data
+    if ds in REAL and c["data.features"] is None:
+        return REAL_CLASS_COUNTS[ds]     # nothing to check that needs the (slower) real data
     args = dict(n_samples=c["data.n_samples"], noise=c["data.noise"], balance=c["data.balance"],
                 seed=c["data.seed"], root=c["seeds.root"], target=c["data.target"],
                 features=None if c["data.features"] is None else list(c["data.features"]))
@@ -514,10 +523,38 @@ def _rule_data(c: dict, ctx: dict) -> None:
     cache = ctx.setdefault("datasets", {})
     if key not in cache:
         try:
-            cache[key] = len(load_dataset(ds, **args).y)
+            loaded = load_dataset(ds, **args)
         except DataError as exc:
             raise _Bad(f"{_data_error_field(str(exc), ds.startswith(CSV_PREFIX))}: {exc}") from None
-    n = cache[key]
+        cache[key] = tuple(int((loaded.y == k).sum()) for k in range(len(loaded.classes)))
+    return cache[key]
+
+
+def _check_split(c: dict, counts: tuple[int, ...]) -> None:
+    """Enough rows, and enough of every class in every part of the split (``data.check_split_sizes``)."""
+    from .data import CSV_PREFIX, MIN_ROWS, SYNTHETIC, DataError, check_split_sizes
+
+    ds = c["data.dataset"]
+    more = ("raise data.n_samples" if ds in SYNTHETIC else
+            f"add rows to {ds[len(CSV_PREFIX):]}" if ds.startswith(CSV_PREFIX) else None)
+    try:
+        check_split_sizes(counts, c["data.val_size"], c["data.test_size"], ds, more=more)
+    except DataError as exc:
+        small = sum(counts) < MIN_ROWS
+        where = ("data.n_samples" if ds in SYNTHETIC else "data.dataset") if small else \
+            "data.val_size, data.test_size"
+        raise _Bad(f"{where}: {exc}") from None
+
+
+def _rule_data(c: dict, ctx: dict) -> None:
+    """Check that val/test leave training data and that the data set is large enough for its split."""
+    ds = c["data.dataset"]
+    val, test = c["data.val_size"], c["data.test_size"]
+    if isinstance(val, float) and isinstance(test, float) and val + test >= 1.0:
+        raise _Bad(f"data.val_size + data.test_size: {val!r} + {test!r} leave no training data; "
+                   "their sum must be < 1")
+    counts_per_class = _class_counts(c, ctx)
+    n = sum(counts_per_class)
     counts = []
     for name, v in (("val_size", val), ("test_size", test)):
         if isinstance(v, int):
@@ -530,6 +567,7 @@ def _rule_data(c: dict, ctx: dict) -> None:
     if n - sum(counts) < 1:
         raise _Bad(f"data.val_size + data.test_size: {val!r} + {test!r} leave no training data "
                    f"({counts[0]} val + {counts[1]} test of {n} rows); make them smaller")
+    _check_split(c, counts_per_class)
 
 
 _RULES: tuple[tuple[frozenset[str], Callable[[dict, dict], None]], ...] = (

@@ -13,11 +13,13 @@ in it, plus the literal passwords of the URLs seen so far, ``register_secret``).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import platform
 import re
 import socket
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -247,6 +249,35 @@ def describe_error(exc: BaseException, url: str | None = None) -> str:
     return mask_secrets(text, url)
 
 
+_REMOTE_DISK_FULL = re.compile(rf"\[Errno {errno.ENOSPC}\]|database or disk is full")
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    """``exc`` itself says the disk is full (not looking at its chain)."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    if isinstance(exc, sqlite3.Error):
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc)
+    # a worker process's exception arrives with its own chain only as text (loky's _RemoteTraceback)
+    return type(exc).__name__ == "_RemoteTraceback" and bool(_REMOTE_DISK_FULL.search(str(exc)))
+
+
+def disk_full_error(exc: BaseException) -> BaseException | None:
+    """The full-disk error behind ``exc``, else None: an ``OSError`` with errno ENOSPC or SQLite's
+    "database or disk is full", found anywhere in the chain (``__cause__``, ``__context__``, a
+    SQLAlchemy error's ``orig``), e.g. under Optuna's ``StorageInternalError``."""
+    stack, seen = [exc], set()
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if _is_disk_full(e):
+            return e
+        stack += [getattr(e, "orig", None), e.__context__, e.__cause__]
+    return None
+
+
 @contextlib.contextmanager
 def study_lock(storage: optuna.storages.RDBStorage, study_name: str) -> Iterator[None]:
     """Mutual exclusion between every process working on ``study_name`` in this storage.
@@ -349,16 +380,29 @@ def runs_frame(study: optuna.Study, spec) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def _write_atomic(path: Path, write) -> None:
     """``write(tmp_path)``, then rename over ``path``: readers and other exporters never see half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    with named_in_errors(path):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            write(Path(tmp))
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+
+@contextlib.contextmanager
+def named_in_errors(path: Path) -> Iterator[None]:
+    """An ``OSError`` without a file name (a failed ``write``), or any full-disk one (a temporary file's
+    name), is raised again named ``path``: the file the user knows."""
     try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        yield
+    except OSError as exc:
+        if exc.errno is None or (exc.filename is not None and exc.errno != errno.ENOSPC):
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
 
 
 def export(study: optuna.Study, spec, out_dir: Path, meta: dict[str, Any]) -> dict[str, Path]:

@@ -5,15 +5,19 @@ import numpy as np
 import pytest
 
 from sweep.data import (
+    MIN_ROWS,
     REAL,
+    REAL_CLASS_COUNTS,
     REAL_SHAPES,
     SYNTHETIC,
     DataError,
     Dataset,
     Split,
     available_datasets,
+    check_split_sizes,
     load_dataset,
     shape_hint,
+    split_counts,
     split_dataset,
 )
 
@@ -448,3 +452,59 @@ def test_csv_split_end_to_end(tmp_path):
     assert (len(sp.y_train), len(sp.y_val), len(sp.y_test)) == (18, 6, 6)
     assert sp.n_classes == 2 and sp.feature_names == ("u", "v")
     assert np.bincount(sp.y_test).tolist() == [3, 3]
+
+
+# --------------------------------------------------------------------------- big enough for the split
+
+
+def test_real_class_counts_are_the_loaded_ones():
+    assert sorted(REAL_CLASS_COUNTS) == sorted(REAL)
+    for name in REAL:
+        assert REAL_CLASS_COUNTS[name] == tuple(np.bincount(load_dataset(name).y).tolist())
+
+
+@pytest.mark.parametrize("val_size, test_size", [(0.2, 0.2), (0.25, 0.25), (0.1, 0.1), (30, 0.2)])
+def test_split_counts_are_the_split_datasets_parts(val_size, test_size):
+    """The allocation the check looks at is the one split_dataset makes, whatever the seed."""
+    ds = load_dataset("circles", n_samples=97, balance=0.3)
+    alloc = split_counts(np.bincount(ds.y), val_size, test_size)
+    for seed in (0, 5):
+        sp = split_dataset(ds, val_size=val_size, test_size=test_size, seed=seed)
+        got = [np.bincount(part, minlength=2).tolist() for part in (sp.y_train, sp.y_val, sp.y_test)]
+        assert alloc.T.tolist() == got
+
+
+def test_bundled_and_default_sets_are_large_enough():
+    for name in REAL:
+        for val_size, test_size in ((0.2, 0.2), (0.25, 0.25), (0.1, 0.1)):
+            check_split_sizes(REAL_CLASS_COUNTS[name], val_size, test_size, name)
+    for name in SYNTH_NAMES:              # the default n_samples, and the smallest allowed
+        check_split_sizes(np.bincount(load_dataset(name).y), 0.2, 0.2, name)
+        check_split_sizes(np.bincount(load_dataset(name, n_samples=MIN_ROWS).y), 0.2, 0.2, name)
+
+
+def test_three_rows_are_refused_with_the_sizes_and_the_fix():
+    assert MIN_ROWS == 30
+    with pytest.raises(DataError) as err:
+        check_split_sizes((2, 1), 0.2, 0.2, "csv:tiny.csv", more="add rows to tiny.csv")
+    assert str(err.value) == (
+        "'csv:tiny.csv' is too small for its split: 3 rows (classes 2/1), split by data.val_size 0.2 and "
+        "data.test_size 0.2, give 1 train / 1 val / 1 test rows with 0 / 0 / 0 rows of the smallest class; "
+        "a study needs at least 30 rows and 2 rows of every class in every part: add rows to tiny.csv")
+    with pytest.raises(DataError, match="29 rows .* at least 30 rows"):
+        check_split_sizes((15, 14), 0.2, 0.2, "moons", more="raise data.n_samples")
+
+
+def test_a_part_without_two_rows_of_every_class_is_refused():
+    with pytest.raises(DataError) as err:        # 150 rows, but 2 val rows for 3 classes
+        check_split_sizes(REAL_CLASS_COUNTS["iris"], 0.01, 0.2, "iris", more=None)
+    assert ("150 rows (classes 50/50/50), split by data.val_size 0.01 and data.test_size 0.2, give "
+            "118 train / 2 val / 30 test rows with 39 / 0 / 10 rows of the smallest class") in str(err.value)
+    assert str(err.value).endswith(": make data.val_size larger")
+    with pytest.raises(DataError) as err:        # a rare class: 3 rows cannot give 2 to every part
+        check_split_sizes((100, 3), 0.2, 0.2, "csv:rare.csv")
+    assert "with 2 / 1 / 0 rows of the smallest class" in str(err.value)
+    assert str(err.value).endswith("add rows to the data set, or make data.val_size "
+                                   "larger, or make data.test_size larger")
+    check_split_sizes((100, 10), 0.2, 0.2, "csv:ok.csv")     # 6 / 2 / 2 rows of the rare class
+    check_split_sizes((20, 20), 0, 0.2, "csv:no-val.csv")       # an empty part needs nothing

@@ -232,3 +232,70 @@ def test_ctrl_c_stops_cleanly_and_resumes(tmp_path):
     assert run_cli("run", spec, "--out", out, "--n-jobs", "1", "--quiet", env=SLOW_ENV).returncode == 0
     runs = pd.read_csv(out / "runs.csv")
     assert len(runs) == 8 * 3 and runs["run_id"].is_unique
+
+
+# --- a full disk: found in a worker process's exception and in the storage, never retried -------------
+
+def _dev_full_fails_with_enospc() -> bool:
+    try:
+        _write_dev_full()
+    except OSError as exc:
+        return exc.errno == 28
+    return False
+
+
+def _write_dev_full() -> None:
+    with open("/dev/full", "w") as fh:
+        fh.write("x")
+
+
+def _write_dev_full_wrapped() -> None:
+    try:
+        _write_dev_full()
+    except OSError as exc:
+        raise RuntimeError("the job could not save its output") from exc
+
+
+def _fill_sqlite(path: str) -> None:
+    """A real SQLite "database or disk is full": a database capped at its current size, written."""
+    import sqlite3
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE t (x)")
+    pages = con.execute("PRAGMA page_count").fetchone()[0]
+    con.execute(f"PRAGMA max_page_count = {pages}")
+    con.execute("INSERT INTO t VALUES (?)", ("x" * 100_000,))
+
+
+@pytest.mark.skipif(not _dev_full_fails_with_enospc(), reason="needs /dev/full (writes to it fail with ENOSPC)")
+def test_a_full_disk_in_a_worker_process_is_found_in_the_parent(tmp_path):
+    """A job's exception comes back from a loky worker pickled: its type, errno and message survive,
+    its own chain only as the remote traceback's text, which is searched too."""
+    import sqlite3
+    from sweep.runner import executor
+    from sweep.store import disk_full_error
+    with executor("loky", 2) as (pool, _, _):
+        with pytest.raises(OSError) as plain:
+            pool.submit(_write_dev_full).result()
+        with pytest.raises(RuntimeError) as wrapped:
+            pool.submit(_write_dev_full_wrapped).result()
+        with pytest.raises(sqlite3.OperationalError) as full:
+            pool.submit(_fill_sqlite, str(tmp_path / "w.db")).result()
+    assert plain.value.errno == 28 and disk_full_error(plain.value) is plain.value
+    assert "[Errno 28]" in str(disk_full_error(wrapped.value))
+    assert str(full.value) == "database or disk is full" and disk_full_error(full.value) is full.value
+    assert disk_full_error(RuntimeError("the job could not save its output")) is None
+
+
+def test_a_full_sqlite_storage_is_not_retried(tmp_path):
+    from sweep.runner import _retry
+    from test_store import capped_study
+    trial = capped_study(tmp_path / "s.db").ask()
+    calls = []
+
+    def store_result() -> None:
+        calls.append(1)
+        trial.set_user_attr("result", "x" * 100_000)
+
+    with pytest.raises(optuna.exceptions.StorageInternalError):
+        _retry(store_result)
+    assert len(calls) == 1              # a full disk stays full: no five retries over six seconds

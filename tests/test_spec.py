@@ -109,7 +109,8 @@ root = 11
 
 
 def _case_file(tmp_path: Path, text: str) -> Path:
-    (tmp_path / "points.csv").write_text("a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(20)))
+    (tmp_path / "points.csv").write_text("a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(40)))
+    (tmp_path / "tiny.csv").write_text("a,b,label\n1,2,0\n3,4,1\n5,6,0\n")      # too small for any split
     path = tmp_path / "case.toml"
     path.write_text(text)
     return path
@@ -280,6 +281,19 @@ BAD = [
     ("features_unknown_synthetic", 'dataset = "moons"', 'dataset = "moons"\nfeatures = ["x9"]',
      "data.features: "),
     ("n_samples_small", "n_samples = 100", "n_samples = 2", "data.n_samples: 2 is not allowed; allowed: an integer >= 4"),
+    ("n_samples_below_min_rows", "n_samples = 100", "n_samples = 20",
+     "data.n_samples: 'moons' is too small for its split: 20 rows (classes 10/10), split by data.val_size 0.2 and "
+     "data.test_size 0.2, give 12 train / 4 val / 4 test rows with 6 / 2 / 2 rows of the smallest class; a study "
+     "needs at least 30 rows and 2 rows of every class in every part: raise data.n_samples"),
+    ("csv_three_rows", 'dataset = "moons"', 'dataset = "csv:tiny.csv"\ntarget = "label"',
+     "tiny.csv' is too small for its split: 3 rows (classes 2/1), split by data.val_size 0.2 and data.test_size "
+     "0.2, give 1 train / 1 val / 1 test rows with 0 / 0 / 0 rows of the smallest class; a study needs at least "
+     "30 rows and 2 rows of every class in every part: add rows to "),
+    ("test_part_without_two_of_a_class", "test_size = 0.2", "test_size = 3",
+     "data.val_size, data.test_size: 'moons' is too small for its split: 100 rows (classes 50/50), split by "
+     "data.val_size 0.2 and data.test_size 3, give 77 train / 20 val / 3 test rows with 38 / 10 / 1 rows of the "
+     "smallest class; a study needs at least 30 rows and 2 rows of every class in every part: raise "
+     "data.n_samples, or make data.test_size larger"),
     ("noise_negative", "n_samples = 100", "n_samples = 100\nnoise = -0.1", "data.noise: -0.1 is not allowed"),
     ("noise_linear_above_one", 'dataset = "moons"', 'dataset = "linear"\nnoise = 2', "data.noise: noise for 'linear'"),
     ("balance_one", "n_samples = 100", "n_samples = 100\nbalance = 1.0",
@@ -370,6 +384,8 @@ BAD = [
      "space.\"train.epochs\": value 1: train.iterations, train.epochs: give one budget"),
     ("values_bad_val_size", SPACE_LR, '"data.val_size" = { values = [0.2, 0.9] }',
      "space.\"data.val_size\": value 0.9: data.val_size + data.test_size"),
+    ("values_n_samples_too_small", SPACE_LR, '"data.n_samples" = { values = [100, 10] }',
+     "space.\"data.n_samples\": value 10: data.n_samples: 'moons' is too small for its split: 10 rows"),
     ("replicates_zero", "replicates = 3", "replicates = 0",
      "seeds.replicates: 0 is not allowed; allowed: an integer >= 1"),
     ("replicates_bool", "replicates = 3", "replicates = true",
@@ -409,6 +425,11 @@ BAD_MULTI = [
      "space.\"train.batch_size\".low: 1.5 (float) is not allowed; allowed: an integer >= 1"),
     ("empty_space_random", RANDOM + [(SPACE_LR, "")],
      "space: sampler 'random' needs at least one dimension"),
+    ("real_set_val_part_too_small", [('dataset = "moons"', 'dataset = "iris"'), ("val_size = 0.2", "val_size = 0.01")],
+     "data.val_size, data.test_size: 'iris' is too small for its split: 150 rows (classes 50/50/50), split by "
+     "data.val_size 0.01 and data.test_size 0.2, give 118 train / 2 val / 30 test rows with 39 / 0 / 10 rows of "
+     "the smallest class; a study needs at least 30 rows and 2 rows of every class in every part: make "
+     "data.val_size larger"),
     ("posted_with_rmsprop", [('optimizer = "adam"', 'optimizer = "rmsprop"'),
                              ('bias_init = "zeros"', 'bias_init = "zeros"\nlegacy = "posted"')],
      "model.legacy.compounding_bias_correction: the legacy Adam quirk needs train.optimizer 'adam', got 'rmsprop'"),
@@ -440,3 +461,26 @@ def test_malformed_spec_is_rejected_with_a_named_field(tmp_path, edits, expected
 def test_missing_spec_file(tmp_path):
     with pytest.raises(SpecError, match="does not exist"):
         load_spec(tmp_path / "nope.toml")
+
+
+def test_non_utf8_spec_names_the_file_and_the_byte(tmp_path):
+    path = tmp_path / "x.toml"
+    path.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert str(info.value) == f"spec {path} is not a UTF-8 text file (byte 0xff at position 0): save it as UTF-8 TOML"
+    latin1 = BASE.replace('name = "t"', 'name = "t\xe9"').encode("latin-1")      # an editor's Latin-1 é
+    path.write_bytes(latin1)
+    at = latin1.index(b"\xe9")
+    with pytest.raises(SpecError, match=rf"\(byte 0xe9 at position {at}\): save it as UTF-8 TOML$"):
+        load_spec(path)
+    with pytest.raises(SpecError, match=rf"spec {tmp_path} cannot be read \(Is a directory\)"):
+        load_spec(tmp_path)
+
+
+def test_utf8_spec_is_read_as_utf8_with_any_newlines(tmp_path):
+    text = "# café, naïve, études: ☃\n" + BASE
+    path = tmp_path / "u.toml"
+    path.write_bytes(text.replace("\n", "\r\n").encode("utf-8"))
+    spec = load_spec(path)
+    assert spec.source == text and spec.hash() == parse_spec(BASE).hash()
