@@ -37,6 +37,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
+from .analysis.diagnose import FAILURE_MODES
+
 __all__ = [
     "DPI", "FAILURE_MODES", "SHARE_METHODS",
     "new_figure", "save", "metric_label",
@@ -58,7 +60,6 @@ METHOD_LABELS = {
     "component": "variance component",
     "fanova": "component of the fitted surface",
 }
-FAILURE_MODES = ("stagnated", "diverged", "saturated", "single_class", "at_untrained")
 FAILURE_LABELS = {
     "stagnated": "stagnated (loss plateau)",
     "diverged": "diverged",

@@ -1,26 +1,23 @@
-"""The answer: analysis tables, figures and plain-language findings, as one self-contained HTML file
-(figures embedded) and a Markdown file for a repository.
-
-Every sentence is generated from the study's numbers by a rule that checks the numbers first (a
-finding that does not hold for the data is not emitted), and names the figure that shows it.
+"""The answer: the report of a study, from its exported files to report.html, report.md, the
+analysis CSVs and the figures. Three parts, the data flowing one way: the analysis pipeline
+(``analysis/pipeline.py``, pure pandas), the findings (``findings/``: small rules that check the numbers
+before they speak and name the figure that shows them) and the renderer (``render.py`` with
+``report_tables.py`` and ``report_methods.py``: Jinja2 templates, everything from data escaped). This
+module draws the figures and writes the files.
 """
 from __future__ import annotations
 
-import base64
-import html
 import json
-import math
 import os
-import time
-from dataclasses import dataclass, field
+import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from .analysis.kinds import FactorKind
 from .analysis.pipeline import Analysis, analyze
 from .findings import Finding, findings
+from .render import figure_file, render
 
 __all__ = ["Analysis", "Finding", "analyze", "findings", "build_figures", "render", "write_report", "report_dir"]
 
@@ -82,6 +79,13 @@ def _draw_one(fn: tuple[str, str], args: tuple, kw: dict, w: float, h: float, pa
     return F.save(fig, path)
 
 
+def _any_failure(failures: pd.DataFrame) -> bool:
+    """Some run shows a failure mode the failure figure draws (else it would be an empty chart)."""
+    from .analysis.diagnose import FAILURE_MODES
+    cols = [c for c in FAILURE_MODES if c in failures]
+    return bool(len(failures) and cols and failures[cols].apply(pd.to_numeric, errors="coerce").fillna(0).gt(0).any().any())
+
+
 def build_figures(a: Analysis, fig_dir: Path) -> dict[str, Path]:
     """Draw every figure the report uses into ``fig_dir`` (in ``SWEEP_REPORT_JOBS`` processes; the
     same files whatever the number); returns ``{key: path}``."""
@@ -92,7 +96,7 @@ def build_figures(a: Analysis, fig_dir: Path) -> dict[str, Path]:
     jobs: dict[str, tuple] = {}
 
     def draw(key, fn, *args, w=6.4, h=4.0, **kw):
-        jobs[key] = (fn, args, kw, w, h, fig_dir / f"{key}.png")
+        jobs[key] = (fn, args, kw, w, h, fig_dir / figure_file(key))
 
     df, m = a.runs.df, a.metric
     smooth = set(a.runs.smooth_factors)
@@ -128,7 +132,7 @@ def build_figures(a: Analysis, fig_dir: Path) -> dict[str, Path]:
         draw("confirm", SF.selection_vs_confirmed, a.confirm, m, h=max(3.0, 0.45 * len(a.confirm) + 1.6), w=7.2)
     if a.budget is not None and len(a.budget):
         draw("budget", SF.expected_best, a.budget, m, a.sampler or "random")
-    if len(a.failures):
+    if _any_failure(a.failures):
         rows = min(len(a.failures), MAX_FAILURE_ROWS + 1)
         draw("failures", F.failure_modes, a.failures, h=max(3.0, 0.28 * rows + 1.5))
     n = min(_figure_workers(), len(jobs))
@@ -141,13 +145,8 @@ def build_figures(a: Analysis, fig_dir: Path) -> dict[str, Path]:
 
 
 # ------------------------------------------------------------------------------------------ writing
-SECTIONS = [("findings", "Findings"), ("variance", "Where the variance comes from"),
-            ("comparisons", "Which configuration is reliably best"), ("failures", "Failure modes"),
-            ("figures", "Figures"), ("summary", "Per-configuration summary"), ("spec", "Study spec"),
-            ("meta", "Run information")]
-
 FIGURE_CAPTIONS = {
-    "variance_global": "Variance shares with 95% bootstrap CIs (seeds resampled jointly across configurations).",
+    "variance_global": "Where the variance comes from: shares with their 95% confidence intervals (Methods says which interval each is).",
     "variance_sources": "Seed variance split by source (crossed design, variance components).",
     "heatmap_mean": "Mean of the metric for the two most important factors (other factors averaged).",
     "heatmap_sd": "Seed standard deviation for the two most important factors.",
@@ -169,124 +168,28 @@ def _caption(key: str) -> str:
         return f"Seed sd along {key[8:]}: each configuration, and pooled per range with its 95% CI."
     if key.startswith("outcome_"):
         return f"Distribution of the outcome per level of {key[8:]} (violin) with every run (points)."
+    if key == "ecdf_all":
+        return "Empirical CDF of the outcome over all runs: a step or plateau marks bimodal seeds."
     if key.startswith("ecdf_"):
         return f"Empirical CDF of the outcome per level of {key[5:]}: a step or plateau marks bimodal seeds."
     return FIGURE_CAPTIONS.get(key, key)
 
 
-def _fmt_table(df: pd.DataFrame, max_rows: int = 60) -> pd.DataFrame:
-    out = df.head(max_rows).copy()
-    for c in out.columns:
-        if pd.api.types.is_float_dtype(out[c]):
-            out[c] = out[c].map(lambda x: "" if pd.isna(x) else f"{x:.4g}")
-    return out
+_OUR_FIGURE = re.compile(r"[a-z0-9_]+(-[0-9a-f]{8})?\.png")
 
 
-def _md_table(df: pd.DataFrame, max_rows: int = 60) -> str:
-    if df is None or df.empty:
-        return "_(none)_\n"
-    t = _fmt_table(df, max_rows).astype(str)
-    lines = ["| " + " | ".join(t.columns) + " |", "|" + "---|" * len(t.columns)]
-    lines += ["| " + " | ".join(v.replace("|", "\\|") for v in row) + " |" for row in t.to_numpy()]
-    return "\n".join(lines) + "\n"
-
-
-def _html_table(df: pd.DataFrame, max_rows: int = 60) -> str:
-    if df is None or df.empty:
-        return "<p><em>(none)</em></p>"
-    return _fmt_table(df, max_rows).to_html(index=False, border=0, classes="t", escape=True)
-
-
-CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
-padding:0 1em;color:#222;line-height:1.45}h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;
-margin-top:2em}ol.findings li{margin:.5em 0}table.t{border-collapse:collapse;font-size:.85em;margin:.5em 0}
-table.t td,table.t th{padding:.2em .6em;border-bottom:1px solid #eee;text-align:right}table.t th{background:#f6f6f6}
-figure{display:inline-block;margin:.5em;vertical-align:top;max-width:520px}figure img{max-width:100%}
-figcaption{font-size:.85em;color:#555}pre{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:.85em}
-.note{color:#555;font-size:.9em}"""
-
-
-def render(a: Analysis, finds: list[Finding], figs: dict[str, Path], *, title: str,
-           spec_text: str | None, meta: dict | None, fig_rel: str = "figures") -> tuple[str, str]:
-    """(HTML with embedded figures, Markdown with relative figure links)."""
-    def img64(p: Path) -> str:
-        return "data:image/png;base64," + base64.b64encode(p.read_bytes()).decode()
-
-    esc = html.escape
-    h = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{esc(title)}</title>"
-         f"<style>{CSS}</style></head><body>", f"<h1>{esc(title)}</h1>",
-         f"<p class='note'>{len(a.runs.df)} runs, metric <b>{esc(a.metric)}</b> "
-         f"({'higher' if a.higher_is_better else 'lower'} is better), factors: {esc(', '.join(a.runs.factors) or 'none')}, "
-         f"seed columns: {esc(', '.join(a.runs.seed_cols) or 'row order')}. Every number below is computed from "
-         f"these runs; CIs are 95% bootstrap intervals over seeds (seeds resampled jointly across configurations, "
-         f"1000 draws, fixed generator seed; crossed and nested seed designs: generalized intervals of the mixed "
-         f"model; the interval type of each variance share is in its note).</p>"]
-    md = [f"# {title}\n", f"{len(a.runs.df)} runs, metric **{a.metric}**, factors: {', '.join(a.runs.factors) or 'none'}. "
-          "Every number is computed from these runs; CIs are 95% bootstrap intervals over seeds.\n"]
-    if a.runs.dropped:
-        note = (f"{a.runs.dropped} runs have no value of {a.metric} (diverged with undefined weights) and are "
-                f"excluded; the design is then unbalanced.")
-        h.append(f"<p class='note'>{esc(note)}</p>")
-        md.append(f"_{note}_\n")
-
-    def section(key: str) -> None:
-        name = dict(SECTIONS)[key]
-        h.append(f"<section id='{key}'><h2>{esc(name)}</h2>")
-        md.append(f"\n## {name}\n")
-
-    section("findings")
-    h.append("<ol class='findings'>")
-    for f in finds:
-        link = f" <a href='#fig-{f.figure}'>(figure)</a>" if f.figure in figs else ""
-        h.append(f"<li>{esc(f.text)}{link}</li>")
-        md.append(f"1. {f.text}" + (f" ![]({fig_rel}/{f.figure}.png)" if f.figure in figs else "") + "\n")
-    h.append("</ol></section>")
-    section("variance")
-    h.append(_html_table(a.variance, 200))
-    md.append(_md_table(a.variance, 200))
-    if len(a.seed_plan):
-        intro = (f"Seed-design planner ({a.seed_layout}): levels needed to pin each seed-source share to "
-                 "±10 / ±5 percentage points (median 95% interval half-width over studies simulated from the "
-                 "fitted components); levels_*: this source alone changed, levels_*_all: every source with "
-                 "that many levels; empty: more than 50.")
-        h.append(f"<p>{esc(intro)}</p>" + _html_table(a.seed_plan))
-        md.append(f"\n{intro}\n\n" + _md_table(a.seed_plan))
-    if len(a.importance):
-        h.append("<p>Optuna hyperparameter importance on configuration means (spread over repeated evaluations):</p>")
-        h.append(_html_table(a.importance))
-        md.append("\nOptuna importance on configuration means:\n\n" + _md_table(a.importance))
-    h.append("</section>")
-    section("comparisons")
-    h.append(_html_table(a.ranking, 20) + _html_table(a.comparisons) + "</section>")
-    md.append(_md_table(a.ranking, 20) + "\n" + _md_table(a.comparisons))
-    section("failures")
-    cols = [c for c in a.failures.columns if c not in a.runs.factors]
-    h.append(_html_table(a.failures[cols], 100) + "</section>")
-    md.append(_md_table(a.failures[cols], 100))
-    section("figures")
-    for key, p in figs.items():
-        h.append(f"<figure id='fig-{key}'><img src='{img64(p)}' alt='{esc(key)}'>"
-                 f"<figcaption>{esc(_caption(key))}</figcaption></figure>")
-        md.append(f"![{_caption(key)}]({fig_rel}/{p.name})\n")
-    h.append("</section>")
-    section("summary")
-    s = a.summary[a.summary["metric"] == a.metric] if len(a.summary) else a.summary
-    h.append(_html_table(s, 200) + "<p class='note'>All metrics: summary.csv.</p></section>")
-    md.append(_md_table(s, 200))
-    section("spec")
-    h.append(f"<pre>{esc(spec_text or '(not a sweep study: no spec)')}</pre></section>")
-    md.append(f"```toml\n{spec_text or '(no spec)'}\n```\n")
-    section("meta")
-    meta_text = json.dumps(meta or {}, indent=2, sort_keys=True, default=str)
-    h.append(f"<pre>{esc(meta_text)}</pre><p class='note'>Analysis took {a.seconds:.1f} s.</p></section>")
-    md.append(f"```json\n{meta_text}\n```\n")
-    h.append("</body></html>")
-    return "\n".join(h), "\n".join(md)
+def _remove_stale_figures(fig_dir: Path, keep: set[Path]) -> None:
+    """Delete the figures an earlier report of this folder drew and this one did not (only files
+    named as sweep names its figures), so ``figures/`` holds exactly what the report shows."""
+    for p in fig_dir.glob("*.png"):
+        if p not in keep and _OUR_FIGURE.fullmatch(p.name):
+            p.unlink()
 
 
 def write_report(out_dir: Path, a: Analysis, *, title: str, spec_text: str | None = None,
                  meta: dict | None = None) -> dict[str, Path]:
     """Write the analysis CSVs, figures, report.html and report.md into ``out_dir``."""
+    from .store import named_in_errors
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
     for name, table in (("summary", a.summary), ("variance", a.variance), ("importance", a.importance),
@@ -296,15 +199,18 @@ def write_report(out_dir: Path, a: Analysis, *, title: str, spec_text: str | Non
         if name in ("budget", "confirm", "seed_plan") and (table is None or table.empty):
             continue                    # only studies that have them (independent samplers; sweep confirm)
         paths[name] = out_dir / f"{name}.csv"
-        table.to_csv(paths[name], index=False)
+        with named_in_errors(paths[name]):
+            table.to_csv(paths[name], index=False)
     figs = build_figures(a, out_dir / "figures")
+    _remove_stale_figures(out_dir / "figures", set(figs.values()))
     finds = findings(a)
-    html_text, md_text = render(a, finds, figs, title=title, spec_text=spec_text, meta=meta)
-    paths["html"] = out_dir / "report.html"
-    paths["md"] = out_dir / "report.md"
-    paths["html"].write_text(html_text)
-    paths["md"].write_text(md_text)
-    (out_dir / "findings.txt").write_text("\n".join(f"{i + 1}. {f.text}" for i, f in enumerate(finds)) + "\n")
+    html_text, md_text = render(a, finds, figs, title=title, spec_text=spec_text, meta=meta, captions=_caption)
+    paths["html"], paths["md"] = out_dir / "report.html", out_dir / "report.md"
+    texts = {paths["html"]: html_text, paths["md"]: md_text,
+             out_dir / "findings.txt": "\n".join(f"{i + 1}. {f.text}" for i, f in enumerate(finds)) + "\n"}
+    for path, text in texts.items():
+        with named_in_errors(path):
+            path.write_text(text, encoding="utf-8")
     return paths
 
 
@@ -322,8 +228,8 @@ def report_dir(directory: Path, *, metric: str | None = None) -> dict[str, Path]
     curves_path = directory / "curves.csv"
     curves = pd.read_csv(curves_path) if curves_path.exists() else None
     spec_path, meta_path = directory / "spec.toml", directory / "meta.json"
-    spec_text = spec_path.read_text() if spec_path.exists() else None
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    spec_text = spec_path.read_text(encoding="utf-8", errors="replace") if spec_path.exists() else None
+    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
     info = meta.get("analysis", {})
     metric = metric or info.get("objective", "val_acc")
     kinds = {f: FactorKind.from_dict(k) for f, k in info.get("factors", {}).items()}

@@ -70,3 +70,14 @@ def test_ranges_hold_enough_configurations_and_read_well():
     assert range_labels([0.0003, 0.003], "lr") == ["lr < 0.0003", "0.0003 ≤ lr < 0.003", "lr ≥ 0.003"]
     assert range_words("0.0003 ≤ lr < 0.003") == "for lr from 0.0003 to 0.003"
     assert range_words("lr < 0.0003") == "for lr below 0.0003" and range_words("lr ≥ 0.003") == "for lr above 0.003"
+
+
+def test_inferred_scale_follows_how_the_values_were_sampled():
+    """Four decades do not make a factor log-scaled: a uniform [0, 0.1] weight decay is linear, a
+    log-uniform learning rate and a log-spaced grid are log."""
+    rng = np.random.default_rng(0)
+    wd = pd.Series(rng.uniform(0, 0.1, 200))
+    lr = pd.Series(10 ** rng.uniform(-4, 0, 200))
+    grid = pd.Series(10.0 ** np.arange(-5, 1, 0.5))                # 12 configurations, log-spaced
+    assert wd.min() / wd.max() < 1e-2 and not infer_kind(wd, 200).log
+    assert infer_kind(lr, 200).log and infer_kind(grid, 12).log

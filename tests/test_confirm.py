@@ -9,6 +9,7 @@ import pandas as pd
 
 from sweep.cli import main
 from sweep.confirm import SEED_START
+from sweep.render import figure_file
 
 sys.path.insert(0, str(Path(__file__).parent))
 from small_study import write_small_spec  # noqa: E402
@@ -47,7 +48,7 @@ def test_confirm_retrains_the_top_configurations_on_fresh_seeds(tmp_path, capsys
     assert list(table["selection_rank"]) == [1, 2, 3] and (table["n_confirmed"] == 4).all()
     findings = (out / "findings.txt").read_text()
     assert "Winner's curse check (sweep confirm: the top 3 re-trained on 4 fresh seeds)" in findings
-    assert (out / "figures" / "confirm.png").exists() and (out / "figures" / "surface_lr.png").exists()
+    assert (out / "figures" / figure_file("confirm")).exists() and (out / "figures" / figure_file("surface_lr")).exists()
 
 
 def test_confirm_needs_a_finished_study(tmp_path, capsys):

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from sweep.cli import main
+from sweep.render import figure_file, slug
 from sweep.report import analyze, findings, write_report
 from test_runner import write_spec
 
@@ -72,22 +73,34 @@ def test_report_opens_in_headless_chromium(tmp_path):
     html = out / "report.html"
     assert (out / "report.md").exists() and (out / "variance.csv").exists() and (out / "summary.csv").exists()
     from playwright.sync_api import sync_playwright
+    views = {}
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=_browser(), args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--no-first-run"])
-        page = browser.new_page()
-        page.goto(html.resolve().as_uri())
-        page.wait_for_load_state("load")
-        images = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.alt])")
-        sections = page.evaluate("Array.from(document.querySelectorAll('section')).map(s => s.id)")
-        n_findings = page.evaluate("document.querySelectorAll('ol.findings li').length")
-        title = page.title()
+        for width in (1280, 800):
+            page = browser.new_page(viewport={"width": width, "height": 800})
+            page.goto(html.resolve().as_uri())
+            page.wait_for_load_state("load")
+            views[width] = page.evaluate("""() => ({
+                scroll: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+                images: Array.from(document.images).map(i => [i.complete, i.naturalWidth]),
+                figures: Array.from(document.querySelectorAll('figure')).map(f => f.id),
+                sections: Array.from(document.querySelectorAll('section')).map(s => s.id),
+                headline: document.querySelector('#headline').getBoundingClientRect().bottom,
+                headImage: document.querySelector('#headline img').getBoundingClientRect().bottom,
+                findings: document.querySelectorAll('#findings .finding').length})""")
+            views[width]["title"] = page.title()
+            page.close()
         browser.close()
-    assert sections == ["findings", "variance", "comparisons", "failures", "figures", "summary", "spec", "meta"]
-    assert len(images) >= 6 and all(ok and width > 100 for ok, width, _ in images), images
-    assert {"variance_global", "outcome_lr", "outcome_init", "halfwidth", "failures"} <= {alt for *_, alt in images}
-    assert n_findings >= 3 and "small" in title
+    wide, narrow = views[1280], views[800]
+    assert wide["sections"] == ["headline", "findings", "figures", "details", "methods", "spec", "meta"]
+    assert wide["scroll"] == 0 and narrow["scroll"] == 0              # no horizontal scroll of the page
+    assert len(wide["images"]) >= 6 and all(ok and w > 100 for ok, w in wide["images"]), wide["images"]
+    assert wide["headline"] <= 800 and wide["headImage"] <= 800        # the answer above the fold
+    expected = {"fig-" + slug(k) for k in ("variance_global", "outcome_lr", "outcome_init", "halfwidth")}
+    assert expected <= set(wide["figures"]), wide["figures"]
+    assert wide["findings"] >= 3 and "small" in wide["title"]
 
 
 def test_analyze_cli_on_a_foreign_csv(tmp_path, capsys):
@@ -135,7 +148,7 @@ def test_analyze_cli_on_a_sampled_foreign_csv(tmp_path, capsys):
     assert {"lr", "width", "act", "lr × width", "seed (within configuration)"} <= set(fan.index)
     assert fan.loc["lr", "share"] > fan.loc["width", "share"] > 0.02
     assert not (v["method"] == "typeII").any()
-    assert (out / "figures" / "surface_lr.png").exists() and (out / "figures" / "seed_sd_lr.png").exists()
+    assert (out / "figures" / figure_file("surface_lr")).exists() and (out / "figures" / figure_file("seed_sd_lr")).exists()
     text = (out / "findings.txt").read_text()
     assert "lr matters most" in text and "Where the seed matters: most for lr" in text
     assert "lr=0.000" in text and "lr=0.0002019" not in text          # 3 significant digits

@@ -72,9 +72,16 @@ def _is_numeric(s: pd.Series) -> bool:
 
 
 def _log_scale(x: np.ndarray) -> bool:
-    """Positive values spanning two decades or more: drawn and smoothed on a log scale."""
-    x = x[np.isfinite(x)]
-    return bool(x.size and x.min() > 0 and x.max() / x.min() >= 100)
+    """Positive values spanning two decades or more that are spread evenly on a log scale rather than
+    on a linear one (their median is nearer the middle of the range in log than in linear units: a
+    uniform [0, 0.1] weight decay spans four decades but is linear): drawn and smoothed on a log scale."""
+    x = np.unique(x[np.isfinite(x)])
+    if not (x.size and x.min() > 0 and x.max() / x.min() >= 100):
+        return False
+    lx = np.log(x)
+    off_log = abs(np.median(lx) - (lx.min() + lx.max()) / 2) / (lx.max() - lx.min())
+    off_lin = abs(np.median(x) - (x.min() + x.max()) / 2) / (x.max() - x.min())
+    return bool(off_log <= off_lin)
 
 
 def infer_kind(values: pd.Series, n_configs: int) -> FactorKind:

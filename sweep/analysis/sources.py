@@ -95,7 +95,7 @@ def seed_design(runs: Runs) -> SeedDesign:
     varying = [g for g in groups if tuples[g[0]].nunique() > 1]
     if not varying:
         return none
-    names = ["+".join(_display(c) for c in g) for g in varying]
+    names = ["+".join(_display(runs.original(c)) for c in g) for g in varying]
     raw = np.column_stack([pd.factorize(tuples[g[0]], sort=True)[0] for g in varying])
     nl = [int(raw[:, j].max()) + 1 for j in range(len(varying))]
     columns = [tuple(g) for g in varying]

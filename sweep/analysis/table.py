@@ -39,6 +39,11 @@ class Runs:
     seed_cols: tuple[str, ...]
     dropped: int
     kinds: dict[str, FactorKind] = field(default_factory=dict)
+    renamed: dict[str, str] = field(default_factory=dict)   # the user's column -> its name here (clash with INTERNAL)
+
+    def original(self, column: str) -> str:
+        """The user's name of a column (``seed_`` was the table's ``seed``)."""
+        return next((user for user, here in self.renamed.items() if here == column), column)
 
     def first(self) -> pd.DataFrame:
         """One row per configuration, in ``configs`` order (indexed by the config label)."""
@@ -183,7 +188,7 @@ def prepare(df: pd.DataFrame, metric: str, factors: Sequence[str] | None = None,
         resolved = resolve_kinds(first, factors, kinds, overrides)
     except KindError as exc:
         raise AnalysisError(str(exc)) from None
-    runs = Runs(out[keep].reset_index(drop=True), metric, tuple(factors), tuple(seed_cols), dropped, resolved)
+    runs = Runs(out[keep].reset_index(drop=True), metric, tuple(factors), tuple(seed_cols), dropped, resolved, clash)
     if explicit and len(seed_cols) > 1:
         from .sources import seed_design
 

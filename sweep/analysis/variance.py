@@ -132,8 +132,10 @@ def _seed_source_rows(design: SeedDesign, fit: MixedFit | None, piv: Pivots | No
         return [_row(SEED_SCOPE, label, 1.0, "component", note, ci=False)]
     if design.kind == "single":
         name = design.names[0]
-        return [_row(SEED_SCOPE, f"seed ({name})", 1.0, "component",
-                     f"only the {name} seed varied; the other seed sources were held fixed", ci=False)]
+        own = name in ("init", "order", "split")
+        note = (f"only the {name} seed varied; the other seed sources were held fixed" if own else
+                f"one seed column ({name}): every seed is one source, so there is nothing to separate")
+        return [_row(SEED_SCOPE, f"seed ({name})", 1.0, "component", note, ci=False)]
     if design.kind == "other":
         return [_row(SEED_SCOPE, "seed (all sources together)", 1.0, "component",
                      f"the seed sources ({', '.join(design.names)}) vary but form neither a full crossing nor a "
