@@ -130,7 +130,7 @@ def _sampled_csv(tmp_path, n_configs=30, n_seeds=6):
         lr, width, act = 10 ** rng.uniform(-4, -1), int(rng.choice([16, 64])), str(rng.choice(["relu", "tanh"]))
         mu = 0.9 - 0.05 * (np.log10(lr) + 2.5) ** 2 + 0.03 * (width == 64)
         rows += [{"lr": lr, "width": width, "act": act, "wd": float(rng.choice([0.0, 0.1])), "seed": s,
-                  "acc": mu + rng.normal(0, 0.01)} for s in range(n_seeds)]
+                  "acc": mu + rng.normal(0, 0.03 if lr < 1e-3 else 0.005)} for s in range(n_seeds)]
     path = tmp_path / "sampled_runs.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     return path

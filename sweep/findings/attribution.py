@@ -90,6 +90,8 @@ def where_seed_matters(a) -> Finding | None:
     if len(sds) < 2 or not sds["share"].max() > 0:
         return None
     hi, lo = sds.loc[sds["share"].idxmax()], sds.loc[sds["share"].idxmin()]
+    if finite(hi["ci_low"]) and finite(lo["ci_high"]) and not hi["ci_low"] > lo["ci_high"]:
+        return None          # the seed sd differs no more than its intervals allow: nothing to say
     extra = ""
     sh = cond[(cond["scope"] == hi["scope"]) & (cond["source"] == "seed (within configuration)")]
     several = not (cond[cond["scope"] == hi["scope"]]["source"] == "seed variance").any()

@@ -77,9 +77,23 @@ def baseline_config(a) -> str | None:
     factors = list(a.runs.factors)
     if not a.baseline or not factors or a.sampled:
         return None
-    levels = _levels(a)
-    match = levels[(levels == pd.Series({f: str(a.baseline.get(f)) for f in factors})).all(axis=1)]
-    return match.index[0] if len(match) == 1 else None
+    first = a.runs.first()[factors]
+    same = pd.concat([_equal(first[f], a.baseline.get(f)) for f in factors], axis=1).all(axis=1)
+    match = first.index[same.to_numpy()]
+    return match[0] if len(match) == 1 else None
+
+
+def _equal(column: pd.Series, value) -> pd.Series:
+    """Which entries of a factor column equal the baseline's value: numerically when both are numbers
+    (16 and 16.0 are the same level), else as text."""
+    num = pd.to_numeric(column, errors="coerce")
+    try:
+        target = float(value)
+    except (TypeError, ValueError):
+        target = None
+    if target is not None and num.notna().all():
+        return num == target
+    return column.astype(str) == str(value)
 
 
 def baseline(a) -> Finding | None:
@@ -129,6 +143,8 @@ def single_change(a) -> Finding | None:
     base = baseline_config(a)
     if base is not None and base in set(r["config"]):
         worst, start_name = r[r["config"] == base].iloc[0], "the study's baseline"
+    if worst["config"] == best["config"]:
+        return None          # the baseline is the best configuration: there is nothing to change
     w = levels.loc[worst["config"]]
     dist = (levels != w).sum(axis=1)
     singles = r[r["config"].map(dist) == 1]
