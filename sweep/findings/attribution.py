@@ -67,8 +67,9 @@ def factors(a) -> Finding | None:
                  f"explained by the factors' smooth effects and pairwise interactions).")
     text += f" ({kind}"
     if (fac["method"] == "typeII").any():
-        text += (f"; Type II sums of squares: the design is unbalanced, {a.runs.dropped} runs had no value, "
-                 f"shares need not add to 100%")
+        why = (f"{a.runs.dropped} run{'s' if a.runs.dropped != 1 else ''} without a value of {a.metric}"
+               if a.runs.dropped else "configurations with different numbers of runs or missing grid cells")
+        text += f"; Type II sums of squares: the design is unbalanced ({why}), shares need not add to 100%"
     text += ".)"
     fig = f"surface_{f1['source']}" if f1["source"] in a.runs.smooth_factors else f"outcome_{f1['source']}"
     return Finding(text, fig, "factor", 9)
